@@ -1,0 +1,286 @@
+//! Kubernetes: pods, workloads, nodes and warning events, paged and evaluated page by
+//! page so memory does not grow with the cluster.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{ListParams, ObjectList};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config, Resource};
+use serde::de::DeserializeOwned;
+
+use super::{LocalCluster, RunContext, config_error, kube_error, kube_transient};
+use crate::api::{Area, Finding, KubernetesTarget, TargetError};
+use crate::evaluate::TargetOutcome;
+use crate::evaluate::kubernetes as eval;
+use crate::net::{Attempt, RetryPolicy, retry};
+
+/// Objects per list request.
+pub const PAGE_SIZE: u32 = 500;
+/// Distinct (namespace, object, reason) event groups kept per target.
+const MAX_EVENT_GROUPS: usize = 5_000;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Checks one cluster. Each kind of object is listed concurrently; a failure of one list
+/// is reported by tier and the others' findings are kept.
+pub async fn check(target: &KubernetesTarget, ctx: &RunContext) -> TargetOutcome {
+    let mut out = TargetOutcome::new(&target.name, Area::Kubernetes, target.thresholds.max_findings as usize);
+    let client = match client_for(target, ctx).await {
+        Ok(c) => c,
+        Err(e) => {
+            out.errors.push(e);
+            return out;
+        }
+    };
+    let scan = Scan { client, target, ctx };
+    let c = &target.checks;
+    let (pods, workloads, nodes, events) = tokio::join!(
+        async { if c.pods { Some(scan.pods().await) } else { None } },
+        async { if c.workloads { Some(scan.workloads().await) } else { None } },
+        async { if c.nodes { Some(scan.nodes().await) } else { None } },
+        async { if c.events { Some(scan.events().await) } else { None } },
+    );
+    for part in [pods, workloads, nodes, events].into_iter().flatten() {
+        for (fact, n) in part.facts {
+            *out.facts.entry(fact.to_string()).or_default() += n;
+        }
+        out.sink.extend(part.findings);
+        out.errors.extend(part.errors);
+    }
+    out
+}
+
+/// Builds the client of a target: a kubeconfig from a Secret, the operator's own client,
+/// or (from a laptop) a kubeconfig context.
+async fn client_for(target: &KubernetesTarget, ctx: &RunContext) -> Result<Client, TargetError> {
+    if let Some(r) = &target.kubeconfig_secret_ref {
+        let raw = ctx.secrets.get_string(r).await?;
+        let kc = parse_kubeconfig(&raw).map_err(|m| config_error(format!("kubeconfig in Secret {}: {m}", r.name)))?;
+        let opts = KubeConfigOptions { context: target.context.clone(), ..Default::default() };
+        let mut config = Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(|e| config_error(format!("kubeconfig in Secret {}: {e}", r.name)))?;
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        return Client::try_from(config).map_err(|e| kube_error(&e, "build client"));
+    }
+    match &ctx.local {
+        LocalCluster::Client(c) => Ok(c.clone()),
+        LocalCluster::Kubeconfig { default_context } => {
+            let context = target.context.clone().or_else(|| default_context.clone());
+            let opts = KubeConfigOptions { context: context.clone(), ..Default::default() };
+            let mut config = Config::from_kubeconfig(&opts).await.map_err(|e| {
+                config_error(format!("kubeconfig context {}: {e}", context.as_deref().unwrap_or("(current)")))
+            })?;
+            config.connect_timeout = Some(CONNECT_TIMEOUT);
+            Client::try_from(config).map_err(|e| kube_error(&e, "build client"))
+        }
+    }
+}
+
+/// Parses a kubeconfig held in a Secret, refusing anything that would execute code or
+/// call out to an auth provider inside the operator.
+pub fn parse_kubeconfig(raw: &str) -> Result<Kubeconfig, String> {
+    let kc = Kubeconfig::from_yaml(raw).map_err(|e| format!("not a valid kubeconfig: {e}"))?;
+    for user in &kc.auth_infos {
+        let Some(auth) = &user.auth_info else { continue };
+        if auth.exec.is_some() {
+            return Err(format!("user {:?} uses an exec plugin, which the operator never runs; use a token or client certificate", user.name));
+        }
+        if auth.auth_provider.is_some() {
+            return Err(format!("user {:?} uses an auth provider, which the operator does not support; use a token or client certificate", user.name));
+        }
+        if auth.token_file.is_some() || auth.client_certificate.is_some() || auth.client_key.is_some() {
+            return Err(format!("user {:?} refers to files; embed the token or certificate data in the kubeconfig", user.name));
+        }
+    }
+    if kc.clusters.iter().any(|c| c.cluster.as_ref().is_some_and(|c| c.certificate_authority.is_some())) {
+        return Err("a cluster refers to a CA file; embed certificate-authority-data instead".into());
+    }
+    Ok(kc)
+}
+
+/// Findings, facts and errors of one kind of object.
+#[derive(Default)]
+struct Part {
+    findings: Vec<Finding>,
+    facts: Vec<(&'static str, u64)>,
+    errors: Vec<TargetError>,
+}
+
+struct Scan<'a> {
+    client: Client,
+    target: &'a KubernetesTarget,
+    ctx: &'a RunContext,
+}
+
+impl Scan<'_> {
+    fn included(&self, ns: Option<&str>) -> bool {
+        let f = &self.target.namespaces;
+        let ns = ns.unwrap_or_default();
+        !f.exclude.iter().any(|e| e == ns) && (f.include.is_empty() || f.include.iter().any(|i| i == ns))
+    }
+
+    /// Namespaced APIs to list: one per included namespace, or one across all of them.
+    fn apis<K>(&self) -> Vec<(Api<K>, String)>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        let plural = K::plural(&()).to_string();
+        if self.target.namespaces.include.is_empty() {
+            return vec![(Api::all(self.client.clone()), format!("list {plural} at cluster scope"))];
+        }
+        let unique: HashSet<&String> = self.target.namespaces.include.iter().collect();
+        let mut namespaces: Vec<&String> = unique.into_iter().filter(|ns| self.included(Some(ns))).collect();
+        namespaces.sort();
+        namespaces
+            .into_iter()
+            .map(|ns| (Api::namespaced(self.client.clone(), ns), format!("list {plural} in namespace {ns}")))
+            .collect()
+    }
+
+    fn params(&self, selector: bool) -> ListParams {
+        let mut lp = ListParams::default().limit(PAGE_SIZE);
+        if selector {
+            if let Some(s) = &self.target.label_selector {
+                lp = lp.labels(s);
+            }
+        }
+        lp
+    }
+
+    /// Pages through one list, handing every page to `visit` and then dropping it.
+    async fn each_page<K>(&self, api: &Api<K>, action: &str, lp: ListParams, mut visit: impl FnMut(ObjectList<K>)) -> Result<u64, TargetError>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let mut token: Option<String> = None;
+        let mut seen = 0;
+        loop {
+            let mut page_params = lp.clone();
+            page_params.continue_token = token.clone();
+            let page = retry(RetryPolicy::default(), self.ctx.deadline, |_| {
+                let (api, p) = (api.clone(), page_params.clone());
+                async move {
+                    match api.list(&p).await {
+                        Ok(l) => Attempt::Done(l),
+                        Err(e) if kube_transient(&e) => Attempt::Retry(e, None),
+                        Err(e) => Attempt::Fail(e),
+                    }
+                }
+            })
+            .await
+            .map_err(|e| kube_error(&e, action))?;
+            seen += page.items.len() as u64;
+            token = page.metadata.continue_.clone().filter(|t| !t.is_empty());
+            visit(page);
+            if token.is_none() {
+                return Ok(seen);
+            }
+        }
+    }
+
+    async fn list_namespaced<K>(&self, part: &mut Part, fact: &'static str, selector: bool, mut eval: impl FnMut(&K, &mut Vec<Finding>))
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let mut count = 0;
+        for (api, action) in self.apis::<K>() {
+            let findings = &mut part.findings;
+            let visit = |page: ObjectList<K>| {
+                for obj in page.items.iter().filter(|o| self.included(o.meta().namespace.as_deref())) {
+                    eval(obj, findings);
+                }
+            };
+            match self.each_page(&api, &action, self.params(selector), visit).await {
+                Ok(n) => count += n,
+                Err(e) => part.errors.push(e),
+            }
+        }
+        part.facts.push((fact, count));
+    }
+
+    async fn pods(&self) -> Part {
+        let mut part = Part::default();
+        let (now, th) = (self.ctx.now, &self.target.thresholds);
+        self.list_namespaced::<Pod>(&mut part, "pods", true, |p, out| out.extend(eval::pod_findings(p, now, th))).await;
+        part
+    }
+
+    async fn workloads(&self) -> Part {
+        let (mut d, mut s, mut ds) = (Part::default(), Part::default(), Part::default());
+        tokio::join!(
+            self.list_namespaced::<Deployment>(&mut d, "deployments", true, |o, out| out.extend(eval::deployment_findings(o))),
+            self.list_namespaced::<StatefulSet>(&mut s, "statefulsets", true, |o, out| out.extend(eval::statefulset_findings(o))),
+            self.list_namespaced::<DaemonSet>(&mut ds, "daemonsets", true, |o, out| out.extend(eval::daemonset_findings(o))),
+        );
+        for other in [s, ds] {
+            d.findings.extend(other.findings);
+            d.facts.extend(other.facts);
+            d.errors.extend(other.errors);
+        }
+        d
+    }
+
+    async fn nodes(&self) -> Part {
+        let mut part = Part::default();
+        let api: Api<Node> = Api::all(self.client.clone());
+        let now = self.ctx.now;
+        let findings = &mut part.findings;
+        let visit = |page: ObjectList<Node>| page.items.iter().for_each(|n| findings.extend(eval::node_findings(n, now)));
+        match self.each_page(&api, "list nodes at cluster scope", ListParams::default().limit(PAGE_SIZE), visit).await {
+            Ok(n) => part.facts.push(("nodes", n)),
+            Err(e) => part.errors.push(e),
+        }
+        part
+    }
+
+    async fn events(&self) -> Part {
+        let mut part = Part::default();
+        let mut agg = eval::EventAggregator::new(self.ctx.now, self.target.thresholds.event_window_seconds, MAX_EVENT_GROUPS);
+        let mut count = 0;
+        for (api, action) in self.apis::<Event>() {
+            let lp = ListParams::default().limit(PAGE_SIZE).fields("type=Warning");
+            let visit = |page: ObjectList<Event>| {
+                page.items.iter().filter(|e| self.included(e.metadata.namespace.as_deref())).for_each(|e| agg.add(e))
+            };
+            match self.each_page(&api, &action, lp, visit).await {
+                Ok(n) => count += n,
+                Err(e) => part.errors.push(e),
+            }
+        }
+        part.facts.push(("warningEvents", count));
+        part.findings = agg.into_findings();
+        part
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN_KC: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443', certificate-authority-data: 'AAAA'}\nusers:\n- name: u\n  user: {token: abc}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n";
+
+    #[test]
+    fn token_kubeconfig_is_accepted() {
+        let kc = parse_kubeconfig(TOKEN_KC).unwrap();
+        assert_eq!(kc.current_context.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn exec_plugin_is_refused() {
+        let raw = TOKEN_KC.replace("user: {token: abc}", "user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws, args: [eks, get-token]}}");
+        let err = parse_kubeconfig(&raw).unwrap_err();
+        assert!(err.contains("exec plugin"), "{err}");
+    }
+
+    #[test]
+    fn auth_provider_and_files_are_refused() {
+        let raw = TOKEN_KC.replace("user: {token: abc}", "user: {auth-provider: {name: gcp}}");
+        assert!(parse_kubeconfig(&raw).unwrap_err().contains("auth provider"));
+        let raw = TOKEN_KC.replace("user: {token: abc}", "user: {tokenFile: /var/run/secrets/token}");
+        assert!(parse_kubeconfig(&raw).unwrap_err().contains("refers to files"));
+        assert!(parse_kubeconfig("not: [yaml").is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! IO at the edge: one file per source. Each collector turns one target into a
+//! [`TargetOutcome`]; it never fails as a whole, it reports errors by tier instead, so
+//! one broken target never hides the others.
+
+pub mod ec2;
+pub mod kubernetes;
+pub mod prometheus;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use tokio::time::Instant;
+
+use crate::api::{Area, ErrorTier, MorningCheckSpec, SecretKeyRef, TargetError};
+use crate::evaluate::TargetOutcome;
+
+/// Where the Secrets a spec references are read from.
+#[derive(Clone)]
+pub enum SecretSource {
+    /// The MorningCheck's own namespace; nothing outside it is ever read.
+    Kubernetes { client: kube::Client, namespace: String },
+    /// Values given directly (flags, environment), keyed by (secret name, key).
+    Static { namespace: String, values: Arc<HashMap<(String, String), Vec<u8>>> },
+}
+
+impl SecretSource {
+    fn namespace(&self) -> &str {
+        match self {
+            SecretSource::Kubernetes { namespace, .. } | SecretSource::Static { namespace, .. } => namespace,
+        }
+    }
+
+    /// Reads one key. Errors name the Secret and key, never the value.
+    pub async fn get(&self, r: &SecretKeyRef) -> Result<Vec<u8>, TargetError> {
+        let ns = self.namespace();
+        if let Some(other) = r.namespace.as_deref().filter(|o| *o != ns) {
+            return Err(config_error(format!(
+                "Secret {other}/{} is in another namespace; Secrets are only read from the MorningCheck's own namespace {ns:?}",
+                r.name
+            )));
+        }
+        match self {
+            SecretSource::Static { values, .. } => values
+                .get(&(r.name.clone(), r.key.clone()))
+                .cloned()
+                .ok_or_else(|| config_error(format!("Secret {ns}/{} key {:?} was not given", r.name, r.key))),
+            SecretSource::Kubernetes { client, .. } => {
+                let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+                let secret = match api.get_opt(&r.name).await {
+                    Ok(Some(s)) => s,
+                    Ok(None) => return Err(config_error(format!("Secret {ns}/{} not found", r.name))),
+                    Err(e) => return Err(kube_error(&e, &format!("get secret {ns}/{}", r.name))),
+                };
+                let data = secret.data.unwrap_or_default();
+                data.get(&r.key).map(|b| b.0.clone()).ok_or_else(|| {
+                    config_error(format!("Secret {ns}/{} has no key {:?}", r.name, r.key))
+                })
+            }
+        }
+    }
+
+    /// Reads one key as UTF-8 text, trimmed.
+    pub async fn get_string(&self, r: &SecretKeyRef) -> Result<String, TargetError> {
+        let bytes = self.get(r).await?;
+        String::from_utf8(bytes)
+            .map(|s| s.trim().to_string())
+            .map_err(|_| config_error(format!("Secret {}/{} key {:?} is not UTF-8 text", self.namespace(), r.name, r.key)))
+    }
+}
+
+/// How Kubernetes targets without a kubeconfig Secret are reached.
+#[derive(Clone)]
+pub enum LocalCluster {
+    /// The operator's own client (in-cluster service account).
+    Client(kube::Client),
+    /// `morningcheck run`: kubeconfig contexts; `None` is the current context.
+    Kubeconfig { default_context: Option<String> },
+}
+
+/// Everything a run's collectors share.
+#[derive(Clone)]
+pub struct RunContext {
+    pub now: Timestamp,
+    pub deadline: Instant,
+    pub secrets: SecretSource,
+    pub local: LocalCluster,
+    /// Added to every Prometheus target's connect timeout unless the spec sets one (CLI).
+    pub connect_timeout: Option<Duration>,
+}
+
+pub fn error(tier: ErrorTier, message: impl Into<String>) -> TargetError {
+    TargetError { tier, scope: None, message: crate::net::redact_urls(&message.into()) }
+}
+
+pub fn config_error(message: impl Into<String>) -> TargetError {
+    error(ErrorTier::Config, message)
+}
+
+/// Classifies a kube client error; `action` names what was attempted, e.g. `list pods`.
+pub fn kube_error(e: &kube::Error, action: &str) -> TargetError {
+    let (tier, message) = match e {
+        kube::Error::Api(s) => {
+            let tier = match s.code {
+                401 => ErrorTier::Unauthorized,
+                403 => ErrorTier::Forbidden,
+                429 => ErrorTier::Throttled,
+                400 | 422 => ErrorTier::BadRequest,
+                _ => ErrorTier::Api,
+            };
+            let what = match s.code {
+                403 => format!("RBAC denies {action}: {}", s.message),
+                401 => format!("{action}: unauthorized (token expired, revoked or invalid): {}", s.message),
+                _ => format!("{action}: {} ({})", s.message, s.code),
+            };
+            (tier, what)
+        }
+        kube::Error::Auth(a) => (ErrorTier::Unauthorized, format!("{action}: {a}")),
+        kube::Error::InferConfig(c) => (ErrorTier::Config, format!("{action}: {c}")),
+        other => (ErrorTier::Unreachable, format!("{action}: {}", error_chain(other))),
+    };
+    error(tier, message)
+}
+
+/// Whether a kube error is worth retrying: connection problems, 429 and 5xx.
+pub fn kube_transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// The error and its sources, joined: the useful part is often the innermost cause.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Runs every target of the spec concurrently inside the run's deadline. The order of
+/// the outcomes is the spec's: Kubernetes, Prometheus, then AWS regions.
+pub async fn collect_all(spec: &MorningCheckSpec, ctx: &RunContext) -> Vec<TargetOutcome> {
+    let t = &spec.targets;
+    let kube = t.kubernetes.iter().map(|k| guard(&k.name, Area::Kubernetes, ctx.deadline, kubernetes::check(k, ctx)));
+    let prom = t.prometheus.iter().map(|p| guard(&p.name, Area::Prometheus, ctx.deadline, prometheus::check(p, ctx)));
+    let aws = t.aws.iter().map(|a| ec2::check(a, ctx));
+    let (k, p, a) = tokio::join!(join_all(kube), join_all(prom), join_all(aws));
+    k.into_iter().chain(p).chain(a.into_iter().flatten()).collect()
+}
+
+/// Backstop for a collector that overruns the deadline: its target is reported as timed
+/// out instead of holding the run.
+async fn guard(
+    name: &str,
+    area: Area,
+    deadline: Instant,
+    fut: impl Future<Output = TargetOutcome>,
+) -> TargetOutcome {
+    match tokio::time::timeout_at(deadline, fut).await {
+        Ok(o) => o,
+        Err(_) => TargetOutcome::failed(name, area, error(ErrorTier::Unreachable, "run deadline exceeded before the target answered")),
+    }
+}

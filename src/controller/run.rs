@@ -1,0 +1,172 @@
+//! One run of a claimed slot: collect, evaluate, write the result, then notify.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+use tokio::time::Instant;
+use tracing::{Instrument, info, info_span};
+
+use super::status::{self, HEALTHY, NOTIFIED, SCHEDULED, set_condition};
+use super::{Context, Result, apply_status};
+use crate::api::{ActiveRun, MorningCheck, MorningCheckStatus, NotificationStatus, RunReport, RunResult};
+use crate::collect::{LocalCluster, RunContext, SecretSource, collect_all};
+use crate::evaluate::{RunMeta, build_report};
+use crate::publish::slack;
+
+pub(super) async fn execute(api: &Api<MorningCheck>, mc: &MorningCheck, ctx: &Context, active: ActiveRun, st: MorningCheckStatus) -> Result<()> {
+    let ns = mc.namespace().unwrap_or_default();
+    let span = info_span!("run", namespace = %ns, name = %mc.name_any(), run_id = %active.run_id);
+    run_inner(api, mc, ctx, active, st, ns).instrument(span).await
+}
+
+async fn run_inner(api: &Api<MorningCheck>, mc: &MorningCheck, ctx: &Context, active: ActiveRun, mut st: MorningCheckStatus, ns: String) -> Result<()> {
+    let t = &mc.spec.targets;
+    let count = t.kubernetes.len() + t.prometheus.len() + t.aws.iter().map(|a| a.regions.len()).sum::<usize>();
+    info!(trigger = %active.trigger, targets = count, "run started");
+    ctx.event(mc, EventType::Normal, "RunStarted", "Run", format!("run {} started: {count} targets", active.run_id)).await;
+
+    let started = Instant::now();
+    let rc = RunContext {
+        now: ctx.clock.now(),
+        deadline: started + Duration::from_secs(mc.spec.timeout_seconds.max(1) as u64),
+        secrets: SecretSource::Kubernetes { client: ctx.client.clone(), namespace: ns.clone() },
+        local: LocalCluster::Client(ctx.client.clone()),
+        connect_timeout: None,
+    };
+    let outcomes = collect_all(&mc.spec, &rc).await;
+    let elapsed = SignedDuration::try_from(started.elapsed()).unwrap_or_default();
+    let finished = active.started_at.0.checked_add(elapsed).unwrap_or(active.started_at.0);
+
+    let completed_before = st.last_run.as_ref().filter(|r| r.result != RunResult::Interrupted);
+    let previous_digest = completed_before.map(|r| r.findings_digest.clone());
+    let previous = (st.last_run.is_some() || !st.history.is_empty()).then_some(st.known_findings.as_slice());
+    let meta = RunMeta { run_id: active.run_id.clone(), slot: active.slot.0, started_at: active.started_at.0, finished_at: finished };
+    let (report, known) = build_report(meta, outcomes, previous);
+    ctx.metrics.observe_run(&ns, &mc.name_any(), &report);
+    info!(result = ?report.result, findings = report.counts.total, seconds = report.duration_seconds, "run finished");
+
+    record(mc, &mut st, &report, finished);
+    st.known_findings = known;
+    let post = plan_notification(mc, &report, previous_digest.as_deref());
+    match &post {
+        Some(Ok(_)) => st.notification = Some(notification(&report.run_id, "Sending", None, finished)),
+        Some(Err(skip)) => {
+            st.notification = Some(notification(&report.run_id, "Skipped", Some(skip.clone()), finished));
+            set_condition(&mut st.conditions, NOTIFIED, true, "NotRequired", skip, finished, mc.metadata.generation);
+        }
+        None => {}
+    }
+    st.last_run = Some(report.clone());
+    apply_status(api, mc, &st, None).await?;
+    announce(mc, ctx, &report).await;
+
+    if let Some(Ok(policy)) = post {
+        let outcome = notify(mc, ctx, &report, &ns, policy).await;
+        let now = ctx.clock.now().max(finished);
+        let (ok, reason) = match outcome.outcome.as_str() {
+            "Delivered" => (true, "Delivered"),
+            "Unknown" => (false, "DeliveryUnknown"),
+            _ => (false, "DeliveryFailed"),
+        };
+        let msg = outcome.message.clone().unwrap_or_else(|| format!("digest of run {} posted to Slack", report.run_id));
+        set_condition(&mut st.conditions, NOTIFIED, ok, reason, &msg, now, mc.metadata.generation);
+        if !ok {
+            ctx.event(mc, EventType::Warning, "SlackDeliveryFailed", "Notify", msg).await;
+        }
+        st.notification = Some(outcome);
+        apply_status(api, mc, &st, None).await?;
+    }
+    Ok(())
+}
+
+fn notification(run_id: &str, outcome: &str, message: Option<String>, at: Timestamp) -> NotificationStatus {
+    NotificationStatus { run_id: run_id.into(), outcome: outcome.into(), message, time: Time(at) }
+}
+
+/// Writes a finished run into the status: last run, history, conditions.
+fn record(mc: &MorningCheck, st: &mut MorningCheckStatus, report: &RunReport, finished: Timestamp) {
+    let generation = mc.metadata.generation;
+    st.active_run = None;
+    status::push_history(st, status::record_of(report), mc.spec.history_limit);
+    if report.result != RunResult::Failed {
+        st.last_successful_time = Some(Time(finished));
+    }
+    let failed: Vec<String> = report
+        .targets
+        .iter()
+        .filter(|t| !t.errors.is_empty())
+        .map(|t| format!("{} ({:?}: {})", t.name, t.errors[0].tier, t.errors[0].message))
+        .collect();
+    let c = &report.counts;
+    let (healthy, reason, msg) = match report.result {
+        RunResult::Healthy => (true, "Healthy", format!("no findings above info ({} info)", c.info)),
+        RunResult::Warning => (false, "Warning", format!("{} warning findings", c.warning)),
+        RunResult::Critical => (false, "Critical", format!("{} critical and {} warning findings", c.critical, c.warning)),
+        _ => (false, "TargetsFailed", format!("{} of {} targets could not be checked: {}", failed.len(), report.targets.len(), failed.join("; "))),
+    };
+    set_condition(&mut st.conditions, HEALTHY, healthy, reason, msg, finished, generation);
+    if report.run_id.starts_with("scheduled-") {
+        set_condition(&mut st.conditions, SCHEDULED, true, "OnTime", format!("slot {} ran", report.slot.0), finished, generation);
+    }
+}
+
+async fn announce(mc: &MorningCheck, ctx: &Context, report: &RunReport) {
+    let c = &report.counts;
+    let (type_, reason) = match report.result {
+        RunResult::Healthy => (EventType::Normal, "RunSucceeded"),
+        RunResult::Failed | RunResult::Interrupted => (EventType::Warning, "RunFailed"),
+        RunResult::Critical => (EventType::Warning, "RunFindings"),
+        RunResult::Warning => (EventType::Normal, "RunFindings"),
+    };
+    let failed = report.targets.iter().filter(|t| !t.errors.is_empty()).count();
+    let note = format!(
+        "run {} {:?} in {:.1}s: {} critical, {} warning, {} info; {failed} of {} targets failed; see kubectl get mc -n {} {} -o yaml",
+        report.run_id,
+        report.result,
+        report.duration_seconds,
+        c.critical,
+        c.warning,
+        c.info,
+        report.targets.len(),
+        mc.namespace().unwrap_or_default(),
+        mc.name_any()
+    );
+    ctx.event(mc, type_, reason, "Run", note).await;
+}
+
+/// `Some(Ok)` to post, `Some(Err(why))` when the policy skips this run, `None` without Slack.
+fn plan_notification(mc: &MorningCheck, report: &RunReport, previous_digest: Option<&str>) -> Option<Result<(), String>> {
+    let slack = mc.spec.slack.as_ref()?;
+    if slack::should_notify(slack.notify, report, previous_digest) {
+        Some(Ok(()))
+    } else {
+        Some(Err(format!("notify policy {:?}: nothing to post for a {:?} run", slack.notify, report.result)))
+    }
+}
+
+async fn notify(mc: &MorningCheck, ctx: &Context, report: &RunReport, ns: &str, _: ()) -> NotificationStatus {
+    let Some(spec) = &mc.spec.slack else { unreachable!("plan_notification checked spec.slack") };
+    let at = ctx.clock.now();
+    let secrets = SecretSource::Kubernetes { client: ctx.client.clone(), namespace: ns.to_string() };
+    let url = match secrets.get_string(&spec.webhook_secret_ref).await {
+        Ok(u) => u,
+        Err(e) => {
+            ctx.metrics.slack("Failed");
+            return notification(&report.run_id, "Failed", Some(format!("webhook URL: {}", e.message)), at);
+        }
+    };
+    if let Err(e) = slack::check_webhook_url(&url) {
+        ctx.metrics.slack("Failed");
+        return notification(&report.run_id, "Failed", Some(format!("webhook URL in Secret {}: {e}", spec.webhook_secret_ref.name)), at);
+    }
+    let name = mc.name_any();
+    let digest = slack::Digest { namespace: ns, name: &name, time_zone: mc.spec.time_zone.as_deref(), mentions: &spec.mention_on_critical };
+    let payload = slack::render(report, &digest);
+    let d = slack::deliver(&ctx.http, &url, &payload, Instant::now() + Duration::from_secs(60)).await;
+    let outcome = format!("{:?}", d.outcome);
+    ctx.metrics.slack(&outcome);
+    notification(&report.run_id, &outcome, d.message, ctx.clock.now())
+}

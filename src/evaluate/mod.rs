@@ -1,0 +1,62 @@
+//! Pure evaluation: objects and answers in, findings out; then grading and the diff
+//! with the previous run. No IO here, so all of it is tested without peers.
+
+pub mod ec2;
+pub mod kubernetes;
+pub mod prometheus;
+mod report;
+
+pub use report::{FindingSink, RunMeta, SCHEMA_VERSION, TargetOutcome, build_report, digest_keys};
+
+use std::fmt::Write as _;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{Finding, Severity};
+
+/// Builds a finding; the key is `check/object`, unique within a target.
+pub fn finding(
+    severity: Severity,
+    check: &str,
+    object: impl Into<String>,
+    message: impl Into<String>,
+    since: Option<jiff::Timestamp>,
+) -> Finding {
+    let object = object.into();
+    let mut key = String::with_capacity(check.len() + object.len() + 1);
+    let _ = write!(key, "{check}/{object}");
+    Finding { key, severity, check: check.to_string(), object, message: message.into(), since: since.map(Time) }
+}
+
+/// Human duration, e.g. `3h12m`, `45s`, `2d4h`.
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m"),
+        (0, _, _) => format!("{h}h{m:02}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(-3), "0s");
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(600), "10m");
+        assert_eq!(human_duration(3 * 3600 + 12 * 60), "3h12m");
+        assert_eq!(human_duration(2 * 86_400 + 4 * 3600 + 5), "2d4h");
+    }
+
+    #[test]
+    fn finding_key_is_check_and_object() {
+        let f = finding(Severity::Critical, "CrashLoopBackOff", "prod/web-1", "boom", None);
+        assert_eq!(f.key, "CrashLoopBackOff/prod/web-1");
+        assert_eq!(f.object, "prod/web-1");
+    }
+}

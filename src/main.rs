@@ -1,0 +1,180 @@
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use morningcheck::clock::SystemClock;
+use morningcheck::controller::leader::{LeaderElector, LeaseConfig};
+use morningcheck::controller::{self, Context};
+use morningcheck::metrics::Metrics;
+use morningcheck::server::{self, Health};
+use morningcheck::telemetry::{self, LogFormat};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(name = "morningcheck", version, about = "The morning check of Kubernetes clusters, Prometheus and EC2")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the operator: watch MorningChecks and run each on its schedule.
+    Controller(ControllerArgs),
+    /// Print the CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[derive(Args, Debug)]
+struct ControllerArgs {
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "MORNINGCHECK_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "MORNINGCHECK_LOG_FORMAT", value_enum, default_value = "plain")]
+    log_format: LogFormat,
+    /// Log filter when RUST_LOG is unset.
+    #[arg(long, env = "MORNINGCHECK_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Runs in progress at once across all MorningChecks.
+    #[arg(long, env = "MORNINGCHECK_MAX_CONCURRENT_RUNS", default_value_t = 10)]
+    max_concurrent_runs: usize,
+    /// Elect one leader among replicas through a Lease; only the leader runs checks.
+    #[arg(long, env = "MORNINGCHECK_LEADER_ELECT", default_value_t = false)]
+    leader_elect: bool,
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, env = "MORNINGCHECK_LEASE_NAME", default_value = "morningcheck-leader")]
+    lease_name: String,
+    /// This replica's identity in the Lease (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds a Lease is valid without renewal.
+    #[arg(long, env = "MORNINGCHECK_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Seconds the leader keeps trying to renew before it stops acting.
+    #[arg(long, env = "MORNINGCHECK_RENEW_DEADLINE_SECONDS", default_value_t = 10)]
+    renew_deadline_seconds: u64,
+}
+
+fn main() -> ExitCode {
+    morningcheck::install_crypto_provider();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", morningcheck::crd::yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Controller(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            rt.block_on(run_controller(args))
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    info!("shutdown requested");
+}
+
+async fn run_controller(args: ControllerArgs) -> ExitCode {
+    telemetry::init(args.log_format, &args.log_level);
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "no Kubernetes client configuration (in-cluster service account or kubeconfig)");
+            return ExitCode::from(2);
+        }
+    };
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let ready = Arc::new(AtomicBool::new(false));
+    let health = Health { registry: Arc::new(registry), ready: ready.clone() };
+    let addr = args.metrics_addr;
+    tokio::spawn(async move {
+        if let Err(e) = server::serve(addr, health).await {
+            error!(error = %e, %addr, "metrics server failed");
+            std::process::exit(2);
+        }
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    // Ready once the CRD is served.
+    loop {
+        if controller::crd_installed(&client).await {
+            break;
+        }
+        info!("waiting for the MorningCheck CRD (kubectl apply -f crds/morningcheck.yaml)");
+        tokio::select! {
+            _ = stopped() => return ExitCode::SUCCESS,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+
+    let identity = args.identity.clone().unwrap_or_else(|| format!("morningcheck-{}", std::process::id()));
+    let elector = args.leader_elect.then(|| {
+        Arc::new(LeaderElector::new(
+            client.clone(),
+            LeaseConfig {
+                namespace: args.lease_namespace.clone(),
+                name: args.lease_name.clone(),
+                identity: identity.clone(),
+                lease_duration: Duration::from_secs(args.lease_duration_seconds),
+                renew_deadline: Duration::from_secs(args.renew_deadline_seconds),
+                retry_period: Duration::from_secs(2),
+            },
+        ))
+    });
+    if let Some(el) = &elector {
+        ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::select! {
+            _ = stopped() => return ExitCode::SUCCESS,
+            _ = el.acquire() => {}
+        }
+        let el = el.clone();
+        tokio::spawn(async move {
+            el.hold().await;
+            // A replica that lost the lease must stop at once: the new leader records any
+            // run left in progress as interrupted and never repeats it.
+            error!("leadership lost; exiting");
+            std::process::exit(1);
+        });
+    }
+
+    let ctx = Arc::new(Context::new(client, Arc::new(SystemClock), metrics, args.max_concurrent_runs, Some(identity)));
+    controller::run(ctx, stopped(), ready).await;
+    if let Some(el) = &elector {
+        el.release().await;
+    }
+    ExitCode::SUCCESS
+}
