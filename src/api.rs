@@ -294,9 +294,7 @@ pub struct BasicAuth {
 }
 
 /// Severity of a finding or an alert, in increasing order.
-#[derive(
-    Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
-)]
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
 pub enum Severity {
     Info,
     Warning,
@@ -622,9 +620,7 @@ impl Counts {
 }
 
 /// The area a target belongs to.
-#[derive(
-    Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
-)]
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
 pub enum Area {
     Kubernetes,
     Prometheus,

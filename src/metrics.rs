@@ -75,14 +75,22 @@ impl Metrics {
         r.register("runs", "Completed runs by result", m.runs.clone());
         r.register("run_duration_seconds", "Duration of runs", m.run_duration.clone());
         r.register("findings", "Findings of the last run by MorningCheck, area and severity", m.findings.clone());
-        r.register("target_errors", "Targets that could not be checked, by area and error tier", m.target_errors.clone());
+        r.register(
+            "target_errors",
+            "Targets that could not be checked, by area and error tier",
+            m.target_errors.clone(),
+        );
         r.register("slack_deliveries", "Slack deliveries by outcome", m.slack_deliveries.clone());
         r.register(
             "last_successful_run_timestamp_seconds",
             "Unix time of the last run of a MorningCheck in which every target was checked",
             m.last_success.clone(),
         );
-        r.register("missed_schedules", "Slots skipped because they were missed by more than the starting deadline", m.missed_schedules.clone());
+        r.register(
+            "missed_schedules",
+            "Slots skipped because they were missed by more than the starting deadline",
+            m.missed_schedules.clone(),
+        );
         r.register("reconcile_errors", "Reconcile errors by reason", m.reconcile_errors.clone());
         m
     }
@@ -94,7 +102,12 @@ impl Metrics {
         self.run_duration.observe(report.duration_seconds);
         for (area, counts) in &report.areas {
             for (severity, n) in [("critical", counts.critical), ("warning", counts.warning), ("info", counts.info)] {
-                let labels = FindingLabels { namespace: namespace.into(), name: name.into(), area: area.clone(), severity: severity.into() };
+                let labels = FindingLabels {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    area: area.clone(),
+                    severity: severity.into(),
+                };
                 self.findings.get_or_create(&labels).set(n as i64);
             }
         }

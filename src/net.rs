@@ -75,9 +75,13 @@ pub fn redact_urls(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(i) = rest.find("://") {
-        let scheme_start = rest[..i].rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+' && c != '-' && c != '.').map_or(0, |p| p + 1);
+        let scheme_start = rest[..i]
+            .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+' && c != '-' && c != '.')
+            .map_or(0, |p| p + 1);
         let after = &rest[i + 3..];
-        let host_end = after.find(|c: char| c == '/' || c == '?' || c.is_whitespace() || c == ')' || c == '"').unwrap_or(after.len());
+        let host_end = after
+            .find(|c: char| c == '/' || c == '?' || c.is_whitespace() || c == ')' || c == '"')
+            .unwrap_or(after.len());
         let tail_end = after.find(|c: char| c.is_whitespace() || c == ')' || c == '"').unwrap_or(after.len());
         out.push_str(&rest[..scheme_start]);
         out.push_str(&rest[scheme_start..i + 3]);

@@ -50,9 +50,7 @@ impl Schedule {
         } else if !["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"]
             .contains(&trimmed.to_ascii_lowercase().as_str())
         {
-            return Err(invalid(
-                "unknown macro; use @hourly, @daily, @weekly, @monthly or @yearly".into(),
-            ));
+            return Err(invalid("unknown macro; use @hourly, @daily, @weekly, @monthly or @yearly".into()));
         }
         let normalized = if trimmed.eq_ignore_ascii_case("@midnight") { "@daily" } else { trimmed };
         let cron = CronParser::builder()
@@ -63,8 +61,7 @@ impl Schedule {
             .map_err(|e| invalid(e.to_string()))?;
         let tz = match time_zone {
             None => TimeZone::UTC,
-            Some(name) => TimeZone::get(name)
-                .map_err(|_| ScheduleError::InvalidTimeZone { name: name.to_string() })?,
+            Some(name) => TimeZone::get(name).map_err(|_| ScheduleError::InvalidTimeZone { name: name.to_string() })?,
         };
         Ok(Self { cron, tz })
     }
@@ -223,7 +220,9 @@ mod tests {
 
     #[test]
     fn parses_five_fields_and_macros() {
-        for ok in ["* * * * *", "0 7 * * 1-5", "*/15 6-9 * * MON-FRI", "@daily", "@hourly", "@weekly", "@monthly", "@yearly"] {
+        for ok in
+            ["* * * * *", "0 7 * * 1-5", "*/15 6-9 * * MON-FRI", "@daily", "@hourly", "@weekly", "@monthly", "@yearly"]
+        {
             Schedule::parse(ok, None).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
     }
@@ -291,10 +290,7 @@ mod tests {
         // 2026-11-01 fall back at 02:00 EDT -> 01:00 EST; 02:30 exists once (EST), 01:30 twice.
         assert_eq!(s.next_after(ts("2026-11-01T04:00:00Z")).unwrap(), ts("2026-11-01T07:30:00Z"));
         let s = Schedule::parse("30 1 * * *", Some("America/New_York")).unwrap();
-        assert_eq!(
-            slots(&s, "2026-11-01T04:00:00Z", 2),
-            ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"]
-        );
+        assert_eq!(slots(&s, "2026-11-01T04:00:00Z", 2), ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"]);
     }
 
     fn input(cursor: &str, now: &str, deadline: Option<i64>) -> PlanInput {

@@ -15,7 +15,9 @@ pub fn init(format: LogFormat, default_filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
-        LogFormat::Json => registry.with(fmt::layer().json().with_writer(std::io::stderr).with_current_span(true)).try_init(),
+        LogFormat::Json => {
+            registry.with(fmt::layer().json().with_writer(std::io::stderr).with_current_span(true)).try_init()
+        }
         LogFormat::Plain => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
     };
     // A second init (tests) keeps the first subscriber.

@@ -4,9 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use crate::api::{
-    Direction, LabelMatcher, MorningCheckSpec, PromQuery, SecretKeyRef,
-};
+use crate::api::{Direction, LabelMatcher, MorningCheckSpec, PromQuery, SecretKeyRef};
 use crate::schedule::{Schedule, ScheduleError};
 
 /// One problem of a spec, with the path of the field.
@@ -89,12 +87,18 @@ fn targets(c: &mut Checker, spec: &MorningCheckSpec, ns: &str) {
         c.add("spec.targets", "no targets: name at least one kubernetes, prometheus or aws target");
     }
     let mut names = HashSet::new();
-    let all = t.kubernetes.iter().map(|k| ("kubernetes", &k.name))
+    let all = t
+        .kubernetes
+        .iter()
+        .map(|k| ("kubernetes", &k.name))
         .chain(t.prometheus.iter().map(|p| ("prometheus", &p.name)))
         .chain(t.aws.iter().map(|a| ("aws", &a.name)));
     for (kind, name) in all {
         if !names.insert(name.as_str()) {
-            c.add(format!("spec.targets.{kind}"), format!("duplicate target name {name:?}: names must be unique across all targets"));
+            c.add(
+                format!("spec.targets.{kind}"),
+                format!("duplicate target name {name:?}: names must be unique across all targets"),
+            );
         }
     }
     for (i, k) in t.kubernetes.iter().enumerate() {
@@ -254,7 +258,11 @@ mod tests {
     fn invalid_schedule_and_zone_have_reasons() {
         let e = validate(&spec(&BASE.replace("0 7 * * *", "0 0 7 * * *")), "ns").unwrap_err();
         assert_eq!(e.reason, "InvalidSchedule");
-        assert!(e.message().starts_with("spec.schedule: invalid schedule \"0 0 7 * * *\": expected 5 fields"), "{}", e.message());
+        assert!(
+            e.message().starts_with("spec.schedule: invalid schedule \"0 0 7 * * *\": expected 5 fields"),
+            "{}",
+            e.message()
+        );
         let e = validate(&spec(&format!("{BASE}timeZone: Europe/Nowhere\n")), "ns").unwrap_err();
         assert_eq!(e.reason, "InvalidTimeZone");
         assert_eq!(e.message(), "spec.timeZone: invalid timeZone \"Europe/Nowhere\": not an IANA time zone name");
@@ -291,17 +299,27 @@ mod tests {
 
     #[test]
     fn bad_regex_and_selector_and_namespace() {
-        let s = spec("schedule: '@daily'\ntargets:\n  kubernetes: [{name: a, labelSelector: 'app in (a,b', namespaces: {include: [Prod]}}]\n  prometheus: [{name: p, url: 'http://p', alerts: {exclude: [{label: alertname, value: '(', regex: true}]}}]\n");
+        let s = spec(
+            "schedule: '@daily'\ntargets:\n  kubernetes: [{name: a, labelSelector: 'app in (a,b', namespaces: {include: [Prod]}}]\n  prometheus: [{name: p, url: 'http://p', alerts: {exclude: [{label: alertname, value: '(', regex: true}]}}]\n",
+        );
         let e = validate(&s, "ns").unwrap_err();
         let msg = e.message();
-        assert!(msg.contains("spec.targets.kubernetes[0].namespaces.include: \"Prod\" is not a valid namespace name"), "{msg}");
+        assert!(
+            msg.contains("spec.targets.kubernetes[0].namespaces.include: \"Prod\" is not a valid namespace name"),
+            "{msg}"
+        );
         assert!(msg.contains("unbalanced parentheses"), "{msg}");
-        assert!(msg.contains("spec.targets.prometheus[0].alerts.exclude[0].value: invalid regular expression"), "{msg}");
+        assert!(
+            msg.contains("spec.targets.prometheus[0].alerts.exclude[0].value: invalid regular expression"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn preset_needs_no_threshold() {
-        let s = spec("schedule: '@daily'\ntargets:\n  prometheus: [{name: p, url: 'http://p', queries: [{name: hot, preset: hot-nodes}]}]\n");
+        let s = spec(
+            "schedule: '@daily'\ntargets:\n  prometheus: [{name: p, url: 'http://p', queries: [{name: hot, preset: hot-nodes}]}]\n",
+        );
         assert!(validate(&s, "ns").is_ok());
     }
 }

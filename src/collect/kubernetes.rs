@@ -86,13 +86,22 @@ pub fn parse_kubeconfig(raw: &str) -> Result<Kubeconfig, String> {
     for user in &kc.auth_infos {
         let Some(auth) = &user.auth_info else { continue };
         if auth.exec.is_some() {
-            return Err(format!("user {:?} uses an exec plugin, which the operator never runs; use a token or client certificate", user.name));
+            return Err(format!(
+                "user {:?} uses an exec plugin, which the operator never runs; use a token or client certificate",
+                user.name
+            ));
         }
         if auth.auth_provider.is_some() {
-            return Err(format!("user {:?} uses an auth provider, which the operator does not support; use a token or client certificate", user.name));
+            return Err(format!(
+                "user {:?} uses an auth provider, which the operator does not support; use a token or client certificate",
+                user.name
+            ));
         }
         if auth.token_file.is_some() || auth.client_certificate.is_some() || auth.client_key.is_some() {
-            return Err(format!("user {:?} refers to files; embed the token or certificate data in the kubeconfig", user.name));
+            return Err(format!(
+                "user {:?} refers to files; embed the token or certificate data in the kubeconfig",
+                user.name
+            ));
         }
     }
     if kc.clusters.iter().any(|c| c.cluster.as_ref().is_some_and(|c| c.certificate_authority.is_some())) {
@@ -151,7 +160,13 @@ impl Scan<'_> {
     }
 
     /// Pages through one list, handing every page to `visit` and then dropping it.
-    async fn each_page<K>(&self, api: &Api<K>, action: &str, lp: ListParams, mut visit: impl FnMut(ObjectList<K>)) -> Result<u64, TargetError>
+    async fn each_page<K>(
+        &self,
+        api: &Api<K>,
+        action: &str,
+        lp: ListParams,
+        mut visit: impl FnMut(ObjectList<K>),
+    ) -> Result<u64, TargetError>
     where
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
@@ -181,9 +196,17 @@ impl Scan<'_> {
         }
     }
 
-    async fn list_namespaced<K>(&self, part: &mut Part, fact: &'static str, selector: bool, mut eval: impl FnMut(&K, &mut Vec<Finding>))
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    async fn list_namespaced<K>(
+        &self,
+        part: &mut Part,
+        fact: &'static str,
+        selector: bool,
+        mut eval: impl FnMut(&K, &mut Vec<Finding>),
+    ) where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
     {
         let mut count = 0;
         for (api, action) in self.apis::<K>() {
@@ -211,9 +234,12 @@ impl Scan<'_> {
     async fn workloads(&self) -> Part {
         let (mut d, mut s, mut ds) = (Part::default(), Part::default(), Part::default());
         tokio::join!(
-            self.list_namespaced::<Deployment>(&mut d, "deployments", true, |o, out| out.extend(eval::deployment_findings(o))),
-            self.list_namespaced::<StatefulSet>(&mut s, "statefulsets", true, |o, out| out.extend(eval::statefulset_findings(o))),
-            self.list_namespaced::<DaemonSet>(&mut ds, "daemonsets", true, |o, out| out.extend(eval::daemonset_findings(o))),
+            self.list_namespaced::<Deployment>(&mut d, "deployments", true, |o, out| out
+                .extend(eval::deployment_findings(o))),
+            self.list_namespaced::<StatefulSet>(&mut s, "statefulsets", true, |o, out| out
+                .extend(eval::statefulset_findings(o))),
+            self.list_namespaced::<DaemonSet>(&mut ds, "daemonsets", true, |o, out| out
+                .extend(eval::daemonset_findings(o))),
         );
         for other in [s, ds] {
             d.findings.extend(other.findings);
@@ -228,7 +254,8 @@ impl Scan<'_> {
         let api: Api<Node> = Api::all(self.client.clone());
         let now = self.ctx.now;
         let findings = &mut part.findings;
-        let visit = |page: ObjectList<Node>| page.items.iter().for_each(|n| findings.extend(eval::node_findings(n, now)));
+        let visit =
+            |page: ObjectList<Node>| page.items.iter().for_each(|n| findings.extend(eval::node_findings(n, now)));
         match self.each_page(&api, "list nodes at cluster scope", ListParams::default().limit(PAGE_SIZE), visit).await {
             Ok(n) => part.facts.push(("nodes", n)),
             Err(e) => part.errors.push(e),
@@ -238,7 +265,8 @@ impl Scan<'_> {
 
     async fn events(&self) -> Part {
         let mut part = Part::default();
-        let mut agg = eval::EventAggregator::new(self.ctx.now, self.target.thresholds.event_window_seconds, MAX_EVENT_GROUPS);
+        let mut agg =
+            eval::EventAggregator::new(self.ctx.now, self.target.thresholds.event_window_seconds, MAX_EVENT_GROUPS);
         let mut count = 0;
         for (api, action) in self.apis::<Event>() {
             let lp = ListParams::default().limit(PAGE_SIZE).fields("type=Warning");
@@ -270,7 +298,10 @@ mod tests {
 
     #[test]
     fn exec_plugin_is_refused() {
-        let raw = TOKEN_KC.replace("user: {token: abc}", "user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws, args: [eks, get-token]}}");
+        let raw = TOKEN_KC.replace(
+            "user: {token: abc}",
+            "user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws, args: [eks, get-token]}}",
+        );
         let err = parse_kubeconfig(&raw).unwrap_err();
         assert!(err.contains("exec plugin"), "{err}");
     }

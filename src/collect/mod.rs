@@ -57,9 +57,9 @@ impl SecretSource {
                     Err(e) => return Err(kube_error(&e, &format!("get secret {ns}/{}", r.name))),
                 };
                 let data = secret.data.unwrap_or_default();
-                data.get(&r.key).map(|b| b.0.clone()).ok_or_else(|| {
-                    config_error(format!("Secret {ns}/{} has no key {:?}", r.name, r.key))
-                })
+                data.get(&r.key)
+                    .map(|b| b.0.clone())
+                    .ok_or_else(|| config_error(format!("Secret {ns}/{} has no key {:?}", r.name, r.key)))
             }
         }
     }
@@ -67,9 +67,9 @@ impl SecretSource {
     /// Reads one key as UTF-8 text, trimmed.
     pub async fn get_string(&self, r: &SecretKeyRef) -> Result<String, TargetError> {
         let bytes = self.get(r).await?;
-        String::from_utf8(bytes)
-            .map(|s| s.trim().to_string())
-            .map_err(|_| config_error(format!("Secret {}/{} key {:?} is not UTF-8 text", self.namespace(), r.name, r.key)))
+        String::from_utf8(bytes).map(|s| s.trim().to_string()).map_err(|_| {
+            config_error(format!("Secret {}/{} key {:?} is not UTF-8 text", self.namespace(), r.name, r.key))
+        })
     }
 }
 
@@ -89,8 +89,11 @@ pub struct RunContext {
     pub deadline: Instant,
     pub secrets: SecretSource,
     pub local: LocalCluster,
-    /// Added to every Prometheus target's connect timeout unless the spec sets one (CLI).
+    /// Overrides every Prometheus target's connect timeout (`morningcheck run --connect-timeout`).
     pub connect_timeout: Option<Duration>,
+    /// When set, the AWS credential chain and region settings read these variables instead
+    /// of the process environment (tests; the controller and CLI leave it unset).
+    pub aws_env: Option<Vec<(String, String)>>,
 }
 
 pub fn error(tier: ErrorTier, message: impl Into<String>) -> TargetError {
@@ -163,14 +166,13 @@ pub async fn collect_all(spec: &MorningCheckSpec, ctx: &RunContext) -> Vec<Targe
 
 /// Backstop for a collector that overruns the deadline: its target is reported as timed
 /// out instead of holding the run.
-async fn guard(
-    name: &str,
-    area: Area,
-    deadline: Instant,
-    fut: impl Future<Output = TargetOutcome>,
-) -> TargetOutcome {
+async fn guard(name: &str, area: Area, deadline: Instant, fut: impl Future<Output = TargetOutcome>) -> TargetOutcome {
     match tokio::time::timeout_at(deadline, fut).await {
         Ok(o) => o,
-        Err(_) => TargetOutcome::failed(name, area, error(ErrorTier::Unreachable, "run deadline exceeded before the target answered")),
+        Err(_) => TargetOutcome::failed(
+            name,
+            area,
+            error(ErrorTier::Unreachable, "run deadline exceeded before the target answered"),
+        ),
     }
 }

@@ -67,7 +67,13 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, clock: Arc<dyn Clock>, metrics: Metrics, max_concurrent_runs: usize, instance: Option<String>) -> Self {
+    pub fn new(
+        client: Client,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+        max_concurrent_runs: usize,
+        instance: Option<String>,
+    ) -> Self {
         let reporter = Reporter { controller: MANAGER.into(), instance };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
@@ -80,7 +86,13 @@ impl Context {
     }
 
     async fn event(&self, mc: &MorningCheck, type_: EventType, reason: &str, action: &str, note: String) {
-        let ev = Event { type_, reason: reason.into(), note: Some(truncate(note, 1000)), action: action.into(), secondary: None };
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(truncate(note, 1000)),
+            action: action.into(),
+            secondary: None,
+        };
         if let Err(e) = self.recorder.publish(&ev, &mc.object_ref(&())).await {
             warn!(error = %e, reason, "could not publish event");
         }
@@ -101,7 +113,12 @@ fn truncate(mut s: String, max: usize) -> String {
 
 /// Writes the whole status by server-side apply. With `resource_version`, the write only
 /// succeeds on that version of the object: two writers can never both claim a slot.
-async fn apply_status(api: &Api<MorningCheck>, mc: &MorningCheck, st: &MorningCheckStatus, resource_version: Option<&str>) -> Result<MorningCheck> {
+async fn apply_status(
+    api: &Api<MorningCheck>,
+    mc: &MorningCheck,
+    st: &MorningCheckStatus,
+    resource_version: Option<&str>,
+) -> Result<MorningCheck> {
     let mut st = st.clone();
     status::fit(&mut st);
     let mut metadata = json!({ "name": mc.name_any() });
@@ -145,7 +162,8 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
                 apply_status(&api, &mc, &st, None).await?;
             }
             if changed {
-                ctx.event(&mc, EventType::Warning, "InvalidSpec", "Validate", format!("{}: {message}", invalid.reason)).await;
+                ctx.event(&mc, EventType::Warning, "InvalidSpec", "Validate", format!("{}: {message}", invalid.reason))
+                    .await;
             }
             return Ok(Action::await_change());
         }
@@ -155,20 +173,39 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
     recover(&mc, &ctx, &mut st, now).await;
 
     // 3. Plan.
-    let cursor = [st.last_schedule_time.as_ref(), st.last_missed_time.as_ref(), mc.metadata.creation_timestamp.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|t| t.0)
-        .max()
-        .unwrap_or(now);
-    let plan = schedule::plan(&schedule, PlanInput { cursor, now, starting_deadline_seconds: mc.spec.starting_deadline_seconds, suspend: mc.spec.suspend });
+    let cursor =
+        [st.last_schedule_time.as_ref(), st.last_missed_time.as_ref(), mc.metadata.creation_timestamp.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|t| t.0)
+            .max()
+            .unwrap_or(now);
+    let plan = schedule::plan(
+        &schedule,
+        PlanInput {
+            cursor,
+            now,
+            starting_deadline_seconds: mc.spec.starting_deadline_seconds,
+            suspend: mc.spec.suspend,
+        },
+    );
     st.next_schedule_time = plan.next.map(Time);
     let ready_msg = match (mc.spec.suspend, plan.next) {
         (true, _) => "suspended: no scheduled runs until spec.suspend is false".to_string(),
-        (false, Some(n)) => format!("next run at {}", n.to_zoned(schedule.time_zone().clone()).strftime("%Y-%m-%d %H:%M %Z")),
+        (false, Some(n)) => {
+            format!("next run at {}", n.to_zoned(schedule.time_zone().clone()).strftime("%Y-%m-%d %H:%M %Z"))
+        }
         (false, None) => "the schedule has no future slot".to_string(),
     };
-    set_condition(&mut st.conditions, READY, true, if mc.spec.suspend { "Suspended" } else { "Scheduled" }, ready_msg, now, generation);
+    set_condition(
+        &mut st.conditions,
+        READY,
+        true,
+        if mc.spec.suspend { "Suspended" } else { "Scheduled" },
+        ready_msg,
+        now,
+        generation,
+    );
     if let Some(slot) = plan.missed {
         missed(&mc, &ctx, &mut st, slot, now).await;
     }
@@ -234,7 +271,13 @@ async fn missed(mc: &MorningCheck, ctx: &Context, st: &mut MorningCheckStatus, s
     let deadline = mc.spec.starting_deadline_seconds.unwrap_or_default();
     let msg = format!("slot {slot} missed by {late}s, more than startingDeadlineSeconds {deadline}; skipped");
     set_condition(&mut st.conditions, SCHEDULED, false, "MissedSchedule", &msg, now, mc.metadata.generation);
-    ctx.metrics.missed_schedules.get_or_create(&crate::metrics::CheckLabels { namespace: mc.namespace().unwrap_or_default(), name: mc.name_any() }).inc();
+    ctx.metrics
+        .missed_schedules
+        .get_or_create(&crate::metrics::CheckLabels {
+            namespace: mc.namespace().unwrap_or_default(),
+            name: mc.name_any(),
+        })
+        .inc();
     ctx.event(mc, EventType::Warning, "MissedSchedule", "Schedule", msg).await;
 }
 
@@ -246,13 +289,22 @@ async fn recover(mc: &MorningCheck, ctx: &Context, st: &mut MorningCheckStatus, 
         let report = status::interrupted_report(&active, now);
         status::push_history(st, status::record_of(&report), mc.spec.history_limit);
         st.last_run = Some(report);
-        let msg = format!("run {} (slot {}) was interrupted: the controller stopped while it was in progress; it is not repeated", active.run_id, active.slot.0);
+        let msg = format!(
+            "run {} (slot {}) was interrupted: the controller stopped while it was in progress; it is not repeated",
+            active.run_id, active.slot.0
+        );
         set_condition(&mut st.conditions, status::HEALTHY, false, "RunInterrupted", &msg, now, mc.metadata.generation);
         ctx.event(mc, EventType::Warning, "RunFailed", "Run", msg).await;
     }
     if let Some(n) = st.notification.as_mut().filter(|n| n.outcome == "Sending") {
-        let msg = "the controller stopped while posting to Slack; the post is not repeated, to avoid a duplicate".to_string();
-        *n = NotificationStatus { run_id: n.run_id.clone(), outcome: "Unknown".into(), message: Some(msg.clone()), time: Time(now) };
+        let msg =
+            "the controller stopped while posting to Slack; the post is not repeated, to avoid a duplicate".to_string();
+        *n = NotificationStatus {
+            run_id: n.run_id.clone(),
+            outcome: "Unknown".into(),
+            message: Some(msg.clone()),
+            time: Time(now),
+        };
         set_condition(&mut st.conditions, NOTIFIED, false, "DeliveryUnknown", msg, now, mc.metadata.generation);
     }
 }
@@ -271,7 +323,11 @@ fn error_policy(mc: Arc<MorningCheck>, error: &Error, ctx: Arc<Context>) -> Acti
 }
 
 /// Runs the controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static, ready: Arc<std::sync::atomic::AtomicBool>) {
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+) {
     let api: Api<MorningCheck> = Api::all(ctx.client.clone());
     let controller = Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().debounce(Duration::from_millis(200)))

@@ -16,17 +16,31 @@ use crate::collect::{LocalCluster, RunContext, SecretSource, collect_all};
 use crate::evaluate::{RunMeta, build_report};
 use crate::publish::slack;
 
-pub(super) async fn execute(api: &Api<MorningCheck>, mc: &MorningCheck, ctx: &Context, active: ActiveRun, st: MorningCheckStatus) -> Result<()> {
+pub(super) async fn execute(
+    api: &Api<MorningCheck>,
+    mc: &MorningCheck,
+    ctx: &Context,
+    active: ActiveRun,
+    st: MorningCheckStatus,
+) -> Result<()> {
     let ns = mc.namespace().unwrap_or_default();
     let span = info_span!("run", namespace = %ns, name = %mc.name_any(), run_id = %active.run_id);
     run_inner(api, mc, ctx, active, st, ns).instrument(span).await
 }
 
-async fn run_inner(api: &Api<MorningCheck>, mc: &MorningCheck, ctx: &Context, active: ActiveRun, mut st: MorningCheckStatus, ns: String) -> Result<()> {
+async fn run_inner(
+    api: &Api<MorningCheck>,
+    mc: &MorningCheck,
+    ctx: &Context,
+    active: ActiveRun,
+    mut st: MorningCheckStatus,
+    ns: String,
+) -> Result<()> {
     let t = &mc.spec.targets;
     let count = t.kubernetes.len() + t.prometheus.len() + t.aws.iter().map(|a| a.regions.len()).sum::<usize>();
     info!(trigger = %active.trigger, targets = count, "run started");
-    ctx.event(mc, EventType::Normal, "RunStarted", "Run", format!("run {} started: {count} targets", active.run_id)).await;
+    ctx.event(mc, EventType::Normal, "RunStarted", "Run", format!("run {} started: {count} targets", active.run_id))
+        .await;
 
     let started = Instant::now();
     let rc = RunContext {
@@ -35,6 +49,7 @@ async fn run_inner(api: &Api<MorningCheck>, mc: &MorningCheck, ctx: &Context, ac
         secrets: SecretSource::Kubernetes { client: ctx.client.clone(), namespace: ns.clone() },
         local: LocalCluster::Client(ctx.client.clone()),
         connect_timeout: None,
+        aws_env: None,
     };
     let outcomes = collect_all(&mc.spec, &rc).await;
     let elapsed = SignedDuration::try_from(started.elapsed()).unwrap_or_default();
@@ -43,7 +58,12 @@ async fn run_inner(api: &Api<MorningCheck>, mc: &MorningCheck, ctx: &Context, ac
     let completed_before = st.last_run.as_ref().filter(|r| r.result != RunResult::Interrupted);
     let previous_digest = completed_before.map(|r| r.findings_digest.clone());
     let previous = (st.last_run.is_some() || !st.history.is_empty()).then_some(st.known_findings.as_slice());
-    let meta = RunMeta { run_id: active.run_id.clone(), slot: active.slot.0, started_at: active.started_at.0, finished_at: finished };
+    let meta = RunMeta {
+        run_id: active.run_id.clone(),
+        slot: active.slot.0,
+        started_at: active.started_at.0,
+        finished_at: finished,
+    };
     let (report, known) = build_report(meta, outcomes, previous);
     ctx.metrics.observe_run(&ns, &mc.name_any(), &report);
     info!(result = ?report.result, findings = report.counts.total, seconds = report.duration_seconds, "run finished");
@@ -104,12 +124,26 @@ fn record(mc: &MorningCheck, st: &mut MorningCheckStatus, report: &RunReport, fi
     let (healthy, reason, msg) = match report.result {
         RunResult::Healthy => (true, "Healthy", format!("no findings above info ({} info)", c.info)),
         RunResult::Warning => (false, "Warning", format!("{} warning findings", c.warning)),
-        RunResult::Critical => (false, "Critical", format!("{} critical and {} warning findings", c.critical, c.warning)),
-        _ => (false, "TargetsFailed", format!("{} of {} targets could not be checked: {}", failed.len(), report.targets.len(), failed.join("; "))),
+        RunResult::Critical => {
+            (false, "Critical", format!("{} critical and {} warning findings", c.critical, c.warning))
+        }
+        _ => (
+            false,
+            "TargetsFailed",
+            format!("{} of {} targets could not be checked: {}", failed.len(), report.targets.len(), failed.join("; ")),
+        ),
     };
     set_condition(&mut st.conditions, HEALTHY, healthy, reason, msg, finished, generation);
     if report.run_id.starts_with("scheduled-") {
-        set_condition(&mut st.conditions, SCHEDULED, true, "OnTime", format!("slot {} ran", report.slot.0), finished, generation);
+        set_condition(
+            &mut st.conditions,
+            SCHEDULED,
+            true,
+            "OnTime",
+            format!("slot {} ran", report.slot.0),
+            finished,
+            generation,
+        );
     }
 }
 
@@ -138,7 +172,11 @@ async fn announce(mc: &MorningCheck, ctx: &Context, report: &RunReport) {
 }
 
 /// `Some(Ok)` to post, `Some(Err(why))` when the policy skips this run, `None` without Slack.
-fn plan_notification(mc: &MorningCheck, report: &RunReport, previous_digest: Option<&str>) -> Option<Result<(), String>> {
+fn plan_notification(
+    mc: &MorningCheck,
+    report: &RunReport,
+    previous_digest: Option<&str>,
+) -> Option<Result<(), String>> {
     let slack = mc.spec.slack.as_ref()?;
     if slack::should_notify(slack.notify, report, previous_digest) {
         Some(Ok(()))
@@ -160,10 +198,20 @@ async fn notify(mc: &MorningCheck, ctx: &Context, report: &RunReport, ns: &str, 
     };
     if let Err(e) = slack::check_webhook_url(&url) {
         ctx.metrics.slack("Failed");
-        return notification(&report.run_id, "Failed", Some(format!("webhook URL in Secret {}: {e}", spec.webhook_secret_ref.name)), at);
+        return notification(
+            &report.run_id,
+            "Failed",
+            Some(format!("webhook URL in Secret {}: {e}", spec.webhook_secret_ref.name)),
+            at,
+        );
     }
     let name = mc.name_any();
-    let digest = slack::Digest { namespace: ns, name: &name, time_zone: mc.spec.time_zone.as_deref(), mentions: &spec.mention_on_critical };
+    let digest = slack::Digest {
+        namespace: ns,
+        name: &name,
+        time_zone: mc.spec.time_zone.as_deref(),
+        mentions: &spec.mention_on_critical,
+    };
     let payload = slack::render(report, &digest);
     let d = slack::deliver(&ctx.http, &url, &payload, Instant::now() + Duration::from_secs(60)).await;
     let outcome = format!("{:?}", d.outcome);

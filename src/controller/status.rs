@@ -4,9 +4,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{
-    ActiveRun, Condition, Counts, MorningCheckStatus, RunDiff, RunRecord, RunReport, RunResult,
-};
+use crate::api::{ActiveRun, Condition, Counts, MorningCheckStatus, RunDiff, RunRecord, RunReport, RunResult};
 use crate::evaluate::digest_keys;
 
 pub const READY: &str = "Ready";
@@ -146,7 +144,12 @@ mod tests {
     #[test]
     fn history_is_newest_first_and_capped() {
         let mut s = MorningCheckStatus::default();
-        let active = ActiveRun { run_id: "a".into(), slot: Time(ts("2026-01-01T00:00:00Z")), started_at: Time(ts("2026-01-01T00:00:00Z")), trigger: "Schedule".into() };
+        let active = ActiveRun {
+            run_id: "a".into(),
+            slot: Time(ts("2026-01-01T00:00:00Z")),
+            started_at: Time(ts("2026-01-01T00:00:00Z")),
+            trigger: "Schedule".into(),
+        };
         for i in 0..5 {
             let mut r = record_of(&interrupted_report(&active, ts("2026-01-01T00:00:10Z")));
             r.run_id = i.to_string();
@@ -159,15 +162,38 @@ mod tests {
 
     #[test]
     fn huge_status_is_cut_to_budget_keeping_totals() {
-        let active = ActiveRun { run_id: "a".into(), slot: Time(ts("2026-01-01T00:00:00Z")), started_at: Time(ts("2026-01-01T00:00:00Z")), trigger: "Schedule".into() };
+        let active = ActiveRun {
+            run_id: "a".into(),
+            slot: Time(ts("2026-01-01T00:00:00Z")),
+            started_at: Time(ts("2026-01-01T00:00:00Z")),
+            trigger: "Schedule".into(),
+        };
         let mut report = interrupted_report(&active, ts("2026-01-01T00:01:00Z"));
         for t in 0..100 {
             let findings: Vec<Finding> = (0..20)
-                .map(|i| crate::evaluate::finding(Severity::Critical, "CrashLoopBackOff", format!("ns-{t}/pod-{i}-{}", "x".repeat(100)), "m".repeat(300), None))
+                .map(|i| {
+                    crate::evaluate::finding(
+                        Severity::Critical,
+                        "CrashLoopBackOff",
+                        format!("ns-{t}/pod-{i}-{}", "x".repeat(100)),
+                        "m".repeat(300),
+                        None,
+                    )
+                })
                 .collect();
             let mut counts = Counts::default();
             counts.add(Severity::Critical, 5000);
-            report.targets.push(TargetReport { name: format!("t{t}"), area: Area::Kubernetes, scope: None, result: RunResult::Critical, errors: vec![], counts, facts: Default::default(), findings, insecure: false });
+            report.targets.push(TargetReport {
+                name: format!("t{t}"),
+                area: Area::Kubernetes,
+                scope: None,
+                result: RunResult::Critical,
+                errors: vec![],
+                counts,
+                facts: Default::default(),
+                findings,
+                insecure: false,
+            });
         }
         let mut s = MorningCheckStatus { last_run: Some(report), ..Default::default() };
         assert!(size(&s) > STATUS_BUDGET);

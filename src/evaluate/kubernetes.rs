@@ -72,7 +72,13 @@ pub fn pod_findings(pod: &Pod, now: Timestamp, th: &KubernetesThresholds) -> Vec
             return out;
         }
         "Unknown" => {
-            out.push(finding(Severity::Critical, "PodUnknown", &pod_obj, "pod phase Unknown: its node stopped reporting", None));
+            out.push(finding(
+                Severity::Critical,
+                "PodUnknown",
+                &pod_obj,
+                "pod phase Unknown: its node stopped reporting",
+                None,
+            ));
             return out;
         }
         _ => {}
@@ -119,7 +125,11 @@ fn container_findings(
         if CRITICAL_WAITING.contains(&reason) {
             critical = true;
             let msg = waiting.and_then(|w| w.message.as_deref()).unwrap_or_default();
-            let text = if msg.is_empty() { format!("{kind} {} waiting: {reason}", c.name) } else { format!("{kind} {} waiting: {reason}: {msg}", c.name) };
+            let text = if msg.is_empty() {
+                format!("{kind} {} waiting: {reason}", c.name)
+            } else {
+                format!("{kind} {} waiting: {reason}: {msg}", c.name)
+            };
             out.push(finding(Severity::Critical, reason, &cobj, text, None));
         }
     }
@@ -145,7 +155,8 @@ fn pending_reason(pod: &Pod) -> Option<String> {
 
 fn not_ready(out: &mut Vec<Finding>, pod: &Pod, pod_obj: &str, now: Timestamp, grace: i64) {
     let Some(status) = &pod.status else { return };
-    let unready: Vec<&str> = status.container_statuses.iter().flatten().filter(|c| !c.ready).map(|c| c.name.as_str()).collect();
+    let unready: Vec<&str> =
+        status.container_statuses.iter().flatten().filter(|c| !c.ready).map(|c| c.name.as_str()).collect();
     if unready.is_empty() {
         return;
     }
@@ -177,7 +188,8 @@ fn replicas_finding(kind: &str, ns: &str, name: &str, desired: i32, available: i
 }
 
 pub fn deployment_findings(d: &Deployment) -> Vec<Finding> {
-    let (ns, name) = (d.metadata.namespace.as_deref().unwrap_or_default(), d.metadata.name.as_deref().unwrap_or_default());
+    let (ns, name) =
+        (d.metadata.namespace.as_deref().unwrap_or_default(), d.metadata.name.as_deref().unwrap_or_default());
     let spec = d.spec.as_ref();
     if spec.and_then(|s| s.paused).unwrap_or(false) {
         return Vec::new();
@@ -185,10 +197,11 @@ pub fn deployment_findings(d: &Deployment) -> Vec<Finding> {
     let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
     let status = d.status.as_ref();
     let available = status.and_then(|s| s.available_replicas).unwrap_or(0);
-    let mut out: Vec<Finding> = replicas_finding("Deployment", ns, name, desired, available, "available").into_iter().collect();
-    let stuck = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")));
+    let mut out: Vec<Finding> =
+        replicas_finding("Deployment", ns, name, desired, available, "available").into_iter().collect();
+    let stuck = status.and_then(|s| s.conditions.as_ref()).and_then(|c| {
+        c.iter().find(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+    });
     if let (Some(c), true) = (stuck, desired > 0) {
         out.push(finding(
             Severity::Critical,
@@ -204,13 +217,27 @@ pub fn deployment_findings(d: &Deployment) -> Vec<Finding> {
 pub fn statefulset_findings(s: &StatefulSet) -> Option<Finding> {
     let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let ready = s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-    replicas_finding("StatefulSet", s.metadata.namespace.as_deref()?, s.metadata.name.as_deref()?, desired, ready, "ready")
+    replicas_finding(
+        "StatefulSet",
+        s.metadata.namespace.as_deref()?,
+        s.metadata.name.as_deref()?,
+        desired,
+        ready,
+        "ready",
+    )
 }
 
 pub fn daemonset_findings(d: &DaemonSet) -> Option<Finding> {
     let st = d.status.as_ref()?;
     let available = st.number_available.unwrap_or(0);
-    replicas_finding("DaemonSet", d.metadata.namespace.as_deref()?, d.metadata.name.as_deref()?, st.desired_number_scheduled, available, "available")
+    replicas_finding(
+        "DaemonSet",
+        d.metadata.namespace.as_deref()?,
+        d.metadata.name.as_deref()?,
+        st.desired_number_scheduled,
+        available,
+        "available",
+    )
 }
 
 pub fn node_findings(node: &Node, now: Timestamp) -> Vec<Finding> {
@@ -283,7 +310,8 @@ impl EventAggregator {
         let ns = e.metadata.namespace.clone().or_else(|| io.namespace.clone()).unwrap_or_default();
         let object = format!("{}/{}", io.kind.as_deref().unwrap_or("Object"), io.name.as_deref().unwrap_or_default());
         let reason = e.reason.clone().unwrap_or_else(|| "Unknown".into());
-        let count = e.series.as_ref().and_then(|s| s.count).map(|c| c as u64).or(e.count.map(|c| c as u64)).unwrap_or(1).max(1);
+        let count =
+            e.series.as_ref().and_then(|s| s.count).map(|c| c as u64).or(e.count.map(|c| c as u64)).unwrap_or(1).max(1);
         let key = (ns, object, reason);
         if !self.groups.contains_key(&key) && self.groups.len() >= self.max_groups {
             self.dropped_groups += 1;
@@ -340,8 +368,10 @@ mod tests {
 
     #[test]
     fn healthy_and_succeeded_pods_have_no_findings() {
-        let ok = pod(json!({"metadata":{"name":"a","namespace":"n"},"status":{"phase":"Running","startTime":"2026-11-24T06:00:00Z",
-            "containerStatuses":[{"name":"c","ready":true,"restartCount":5,"image":"i","imageID":""}]}}));
+        let ok = pod(
+            json!({"metadata":{"name":"a","namespace":"n"},"status":{"phase":"Running","startTime":"2026-11-24T06:00:00Z",
+            "containerStatuses":[{"name":"c","ready":true,"restartCount":5,"image":"i","imageID":""}]}}),
+        );
         assert!(pod_findings(&ok, now(), &th()).is_empty(), "restarts equal to the threshold are fine");
         let done = pod(json!({"metadata":{"name":"j","namespace":"n"},"status":{"phase":"Succeeded"}}));
         assert!(pod_findings(&done, now(), &th()).is_empty());
@@ -349,29 +379,43 @@ mod tests {
 
     #[test]
     fn crashloop_with_restarts_and_oom() {
-        let p = pod(json!({"metadata":{"name":"web","namespace":"prod"},"status":{"phase":"Running","startTime":"2026-11-24T06:00:00Z",
+        let p = pod(
+            json!({"metadata":{"name":"web","namespace":"prod"},"status":{"phase":"Running","startTime":"2026-11-24T06:00:00Z",
             "containerStatuses":[{"name":"app","ready":false,"restartCount":6,"image":"i","imageID":"",
               "state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off 5m0s"}},
-              "lastState":{"terminated":{"exitCode":137,"reason":"OOMKilled","finishedAt":"2026-11-24T06:55:00Z"}}}]}}));
+              "lastState":{"terminated":{"exitCode":137,"reason":"OOMKilled","finishedAt":"2026-11-24T06:55:00Z"}}}]}}),
+        );
         let f = pod_findings(&p, now(), &th());
-        assert_eq!(checks(&f), [("CrashLoopBackOff", Severity::Critical, "prod/web/app"), ("HighRestarts", Severity::Warning, "prod/web/app")]);
+        assert_eq!(
+            checks(&f),
+            [
+                ("CrashLoopBackOff", Severity::Critical, "prod/web/app"),
+                ("HighRestarts", Severity::Warning, "prod/web/app")
+            ]
+        );
         assert!(f[0].message.contains("back-off 5m0s"));
         assert!(f[1].message.contains("OOMKilled (code 137) at 2026-11-24T06:55:00Z"), "{}", f[1].message);
     }
 
     #[test]
     fn init_container_image_pull() {
-        let p = pod(json!({"metadata":{"name":"p","namespace":"n"},"status":{"phase":"Pending","startTime":"2026-11-24T06:59:00Z",
-            "initContainerStatuses":[{"name":"init","ready":false,"restartCount":0,"image":"i","imageID":"","state":{"waiting":{"reason":"ImagePullBackOff"}}}]}}));
+        let p = pod(
+            json!({"metadata":{"name":"p","namespace":"n"},"status":{"phase":"Pending","startTime":"2026-11-24T06:59:00Z",
+            "initContainerStatuses":[{"name":"init","ready":false,"restartCount":0,"image":"i","imageID":"","state":{"waiting":{"reason":"ImagePullBackOff"}}}]}}),
+        );
         assert_eq!(checks(&pod_findings(&p, now(), &th())), [("ImagePullBackOff", Severity::Critical, "n/p/init")]);
     }
 
     #[test]
     fn pending_only_past_grace() {
-        let young = pod(json!({"metadata":{"name":"p","namespace":"n","creationTimestamp":"2026-11-24T06:50:00Z"},"status":{"phase":"Pending"}}));
+        let young = pod(
+            json!({"metadata":{"name":"p","namespace":"n","creationTimestamp":"2026-11-24T06:50:00Z"},"status":{"phase":"Pending"}}),
+        );
         assert!(pod_findings(&young, now(), &th()).is_empty(), "exactly at the grace period is not a finding");
-        let old = pod(json!({"metadata":{"name":"p","namespace":"n","creationTimestamp":"2026-11-24T06:49:59Z"},"status":{"phase":"Pending",
-            "conditions":[{"type":"PodScheduled","status":"False","reason":"Unschedulable","message":"0/3 nodes available"}]}}));
+        let old = pod(
+            json!({"metadata":{"name":"p","namespace":"n","creationTimestamp":"2026-11-24T06:49:59Z"},"status":{"phase":"Pending",
+            "conditions":[{"type":"PodScheduled","status":"False","reason":"Unschedulable","message":"0/3 nodes available"}]}}),
+        );
         let f = pod_findings(&old, now(), &th());
         assert_eq!(checks(&f), [("PodPending", Severity::Warning, "n/p")]);
         assert!(f[0].message.contains("Unschedulable: 0/3 nodes available"));
@@ -379,7 +423,9 @@ mod tests {
 
     #[test]
     fn failed_evicted_unknown() {
-        let ev = pod(json!({"metadata":{"name":"e","namespace":"n"},"status":{"phase":"Failed","reason":"Evicted","message":"low on memory"}}));
+        let ev = pod(
+            json!({"metadata":{"name":"e","namespace":"n"},"status":{"phase":"Failed","reason":"Evicted","message":"low on memory"}}),
+        );
         assert_eq!(checks(&pod_findings(&ev, now(), &th())), [("PodEvicted", Severity::Warning, "n/e")]);
         let un = pod(json!({"metadata":{"name":"u","namespace":"n"},"status":{"phase":"Unknown"}}));
         assert_eq!(checks(&pod_findings(&un, now(), &th())), [("PodUnknown", Severity::Critical, "n/u")]);
@@ -387,9 +433,11 @@ mod tests {
 
     #[test]
     fn not_ready_past_grace() {
-        let p = pod(json!({"metadata":{"name":"r","namespace":"n"},"status":{"phase":"Running","startTime":"2026-11-24T05:00:00Z",
+        let p = pod(
+            json!({"metadata":{"name":"r","namespace":"n"},"status":{"phase":"Running","startTime":"2026-11-24T05:00:00Z",
             "conditions":[{"type":"Ready","status":"False","lastTransitionTime":"2026-11-24T06:00:00Z"}],
-            "containerStatuses":[{"name":"c","ready":false,"restartCount":0,"image":"i","imageID":"","state":{"running":{}}}]}}));
+            "containerStatuses":[{"name":"c","ready":false,"restartCount":0,"image":"i","imageID":"","state":{"running":{}}}]}}),
+        );
         let f = pod_findings(&p, now(), &th());
         assert_eq!(checks(&f), [("ContainersNotReady", Severity::Warning, "n/r")]);
         assert!(f[0].message.contains("for 1h00m: c"));
@@ -399,10 +447,19 @@ mod tests {
     fn workloads() {
         let d: Deployment = serde_json::from_value(json!({"metadata":{"name":"d","namespace":"n"},"spec":{"replicas":3,"selector":{},"template":{}},
             "status":{"availableReplicas":1,"conditions":[{"type":"Progressing","status":"False","reason":"ProgressDeadlineExceeded","message":"ReplicaSet d-1 has timed out progressing."}]}})).unwrap();
-        assert_eq!(checks(&deployment_findings(&d)), [("DeploymentUnavailable", Severity::Warning, "n/d"), ("ProgressDeadlineExceeded", Severity::Critical, "n/d")]);
+        assert_eq!(
+            checks(&deployment_findings(&d)),
+            [
+                ("DeploymentUnavailable", Severity::Warning, "n/d"),
+                ("ProgressDeadlineExceeded", Severity::Critical, "n/d")
+            ]
+        );
         let paused: Deployment = serde_json::from_value(json!({"metadata":{"name":"d","namespace":"n"},"spec":{"paused":true,"replicas":3,"selector":{},"template":{}}})).unwrap();
         assert!(deployment_findings(&paused).is_empty());
-        let zero: Deployment = serde_json::from_value(json!({"metadata":{"name":"d","namespace":"n"},"spec":{"replicas":0,"selector":{},"template":{}}})).unwrap();
+        let zero: Deployment = serde_json::from_value(
+            json!({"metadata":{"name":"d","namespace":"n"},"spec":{"replicas":0,"selector":{},"template":{}}}),
+        )
+        .unwrap();
         assert!(deployment_findings(&zero).is_empty());
         let s: StatefulSet = serde_json::from_value(json!({"metadata":{"name":"s","namespace":"n"},"spec":{"replicas":2,"selector":{},"template":{},"serviceName":"s"},"status":{"replicas":2}})).unwrap();
         assert_eq!(statefulset_findings(&s).map(|f| f.severity), Some(Severity::Critical));
@@ -417,15 +474,25 @@ mod tests {
             {"type":"Ready","status":"Unknown","lastTransitionTime":"2026-11-24T06:30:00Z","message":"Kubelet stopped posting node status."},
             {"type":"DiskPressure","status":"True"},{"type":"MemoryPressure","status":"False"}]}})).unwrap();
         let f = node_findings(&n, now());
-        assert_eq!(checks(&f), [("NodeNotReady", Severity::Critical, "n1"), ("DiskPressure", Severity::Warning, "n1"), ("NodeCordoned", Severity::Info, "n1")]);
+        assert_eq!(
+            checks(&f),
+            [
+                ("NodeNotReady", Severity::Critical, "n1"),
+                ("DiskPressure", Severity::Warning, "n1"),
+                ("NodeCordoned", Severity::Info, "n1")
+            ]
+        );
         assert_eq!(f[0].message, "Ready=Unknown for 30m: Kubelet stopped posting node status.");
     }
 
     #[test]
     fn events_aggregate_in_window_newest_first() {
         let ev = |name: &str, obj: &str, reason: &str, ty: &str, last: &str, count: i32| -> Event {
-            serde_json::from_value(json!({"metadata":{"name":name,"namespace":"n"},"type":ty,"reason":reason,"message":format!("m-{name}"),
-                "involvedObject":{"kind":"Pod","name":obj},"lastTimestamp":last,"count":count})).unwrap()
+            serde_json::from_value(
+                json!({"metadata":{"name":name,"namespace":"n"},"type":ty,"reason":reason,"message":format!("m-{name}"),
+                "involvedObject":{"kind":"Pod","name":obj},"lastTimestamp":last,"count":count}),
+            )
+            .unwrap()
         };
         let mut agg = EventAggregator::new(now(), 1800, 100);
         agg.add(&ev("a", "p1", "BackOff", "Warning", "2026-11-24T06:40:00Z", 3));
@@ -439,7 +506,11 @@ mod tests {
         let f = agg.into_findings();
         assert_eq!(
             f.iter().map(|f| (f.object.as_str(), f.message.as_str())).collect::<Vec<_>>(),
-            [("n/Pod/p5", "Unhealthy ×7: probe failed"), ("n/Pod/p2", "FailedMount ×1: m-c"), ("n/Pod/p1", "BackOff ×5: m-b")]
+            [
+                ("n/Pod/p5", "Unhealthy ×7: probe failed"),
+                ("n/Pod/p2", "FailedMount ×1: m-c"),
+                ("n/Pod/p1", "BackOff ×5: m-b")
+            ]
         );
     }
 
@@ -447,8 +518,11 @@ mod tests {
     fn event_groups_are_capped() {
         let mut agg = EventAggregator::new(now(), 1800, 2);
         for i in 0..5 {
-            let e: Event = serde_json::from_value(json!({"metadata":{"name":format!("e{i}"),"namespace":"n"},"type":"Warning","reason":"X",
-                "involvedObject":{"kind":"Pod","name":format!("p{i}")},"lastTimestamp":"2026-11-24T06:59:00Z"})).unwrap();
+            let e: Event = serde_json::from_value(
+                json!({"metadata":{"name":format!("e{i}"),"namespace":"n"},"type":"Warning","reason":"X",
+                "involvedObject":{"kind":"Pod","name":format!("p{i}")},"lastTimestamp":"2026-11-24T06:59:00Z"}),
+            )
+            .unwrap();
             agg.add(&e);
         }
         assert_eq!(agg.dropped_groups, 3);

@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Area, Counts, Finding, FindingRef, KnownFinding, RunDiff, RunReport, RunResult,
-    TargetError, TargetReport,
+    Area, Counts, Finding, FindingRef, KnownFinding, RunDiff, RunReport, RunResult, TargetError, TargetReport,
 };
 
 /// The JSON schema version of [`RunReport`].
@@ -30,7 +29,13 @@ pub struct FindingSink {
 
 impl FindingSink {
     pub fn new(target: &str, cap: usize) -> Self {
-        Self { cap: cap.max(1), kept: Vec::new(), counts: Counts::default(), ids: Vec::new(), target: target.to_string() }
+        Self {
+            cap: cap.max(1),
+            kept: Vec::new(),
+            counts: Counts::default(),
+            ids: Vec::new(),
+            target: target.to_string(),
+        }
     }
 
     pub fn push(&mut self, f: Finding) {
@@ -204,16 +209,17 @@ pub fn build_report(
 }
 
 fn finding_ref(target: &str, f: &Finding, runs: Option<u32>) -> FindingRef {
-    FindingRef { target: target.to_string(), severity: f.severity, check: f.check.clone(), object: f.object.clone(), runs }
+    FindingRef {
+        target: target.to_string(),
+        severity: f.severity,
+        check: f.check.clone(),
+        object: f.object.clone(),
+        runs,
+    }
 }
 
-fn diff(
-    targets: &[TargetReport],
-    all_ids: &[u64],
-    previous: Option<&[KnownFinding]>,
-) -> (RunDiff, Vec<KnownFinding>) {
-    let prev: HashMap<&str, &KnownFinding> =
-        previous.unwrap_or_default().iter().map(|k| (k.id.as_str(), k)).collect();
+fn diff(targets: &[TargetReport], all_ids: &[u64], previous: Option<&[KnownFinding]>) -> (RunDiff, Vec<KnownFinding>) {
+    let prev: HashMap<&str, &KnownFinding> = previous.unwrap_or_default().iter().map(|k| (k.id.as_str(), k)).collect();
     let current: HashSet<String> = all_ids.iter().map(|id| id_hex(*id)).collect();
     let mut d = RunDiff { has_previous: previous.is_some(), ..RunDiff::default() };
 
@@ -310,11 +316,16 @@ mod tests {
     fn grades_by_worst_finding_and_failure() {
         let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Info, "x")])], None);
         assert_eq!(r.result, RunResult::Healthy);
-        let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Warning, "x"), (Severity::Critical, "y")])], None);
+        let (r, _) =
+            build_report(meta(), vec![outcome("a", &[(Severity::Warning, "x"), (Severity::Critical, "y")])], None);
         assert_eq!(r.result, RunResult::Critical);
         assert_eq!(r.counts.total, 2);
         assert_eq!(r.duration_seconds, 2.5);
-        let failed = TargetOutcome::failed("b", Area::Aws, TargetError { tier: ErrorTier::Unreachable, scope: None, message: "down".into() });
+        let failed = TargetOutcome::failed(
+            "b",
+            Area::Aws,
+            TargetError { tier: ErrorTier::Unreachable, scope: None, message: "down".into() },
+        );
         let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Critical, "y")]), failed], None);
         assert_eq!(r.result, RunResult::Failed);
         assert_eq!(r.targets[0].result, RunResult::Critical);
@@ -324,10 +335,15 @@ mod tests {
 
     #[test]
     fn diff_tells_new_resolved_and_streaks() {
-        let (first, known1) = build_report(meta(), vec![outcome("a", &[(Severity::Critical, "x"), (Severity::Warning, "y")])], None);
+        let (first, known1) =
+            build_report(meta(), vec![outcome("a", &[(Severity::Critical, "x"), (Severity::Warning, "y")])], None);
         assert!(!first.diff.has_previous);
         assert!(first.diff.new.is_empty());
-        let (second, known2) = build_report(meta(), vec![outcome("a", &[(Severity::Critical, "x"), (Severity::Warning, "z")])], Some(&known1));
+        let (second, known2) = build_report(
+            meta(),
+            vec![outcome("a", &[(Severity::Critical, "x"), (Severity::Warning, "z")])],
+            Some(&known1),
+        );
         let d = &second.diff;
         assert!(d.has_previous);
         assert_eq!((d.new_total, d.resolved_total, d.still_failing_total), (1, 1, 1));
@@ -348,7 +364,11 @@ mod tests {
 
     #[test]
     fn same_key_in_two_targets_is_two_findings() {
-        let (r, known) = build_report(meta(), vec![outcome("a", &[(Severity::Warning, "x")]), outcome("b", &[(Severity::Warning, "x")])], None);
+        let (r, known) = build_report(
+            meta(),
+            vec![outcome("a", &[(Severity::Warning, "x")]), outcome("b", &[(Severity::Warning, "x")])],
+            None,
+        );
         assert_eq!(known.len(), 2);
         assert_ne!(known[0].id, known[1].id);
         assert_eq!(r.counts.warning, 2);

@@ -41,7 +41,12 @@ pub struct Delivery {
     pub attempts: u32,
 }
 
-pub async fn deliver(_http: &reqwest::Client, _url: &str, _payload: &serde_json::Value, _deadline: Instant) -> Delivery {
+pub async fn deliver(
+    _http: &reqwest::Client,
+    _url: &str,
+    _payload: &serde_json::Value,
+    _deadline: Instant,
+) -> Delivery {
     Delivery { outcome: Outcome::Failed, message: Some("Slack delivery is not built yet".into()), attempts: 0 }
 }
 
