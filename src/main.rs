@@ -44,6 +44,9 @@ struct ControllerArgs {
     /// Runs in progress at once across all MorningChecks.
     #[arg(long, env = "MORNINGCHECK_MAX_CONCURRENT_RUNS", default_value_t = 10)]
     max_concurrent_runs: usize,
+    /// Watch MorningChecks of this namespace only. All namespaces when unset.
+    #[arg(long, env = "MORNINGCHECK_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
     /// Elect one leader among replicas through a Lease; only the leader runs checks.
     #[arg(long, env = "MORNINGCHECK_LEADER_ELECT", default_value_t = false)]
     leader_elect: bool,
@@ -131,7 +134,7 @@ async fn run_controller(args: ControllerArgs) -> ExitCode {
 
     // Ready once the CRD is served.
     loop {
-        if controller::crd_installed(&client).await {
+        if controller::crd_installed(&client, args.watch_namespace.as_deref()).await {
             break;
         }
         info!("waiting for the MorningCheck CRD (kubectl apply -f crds/morningcheck.yaml)");
@@ -172,7 +175,7 @@ async fn run_controller(args: ControllerArgs) -> ExitCode {
     }
 
     let ctx = Arc::new(Context::new(client, Arc::new(SystemClock), metrics, args.max_concurrent_runs, Some(identity)));
-    controller::run(ctx, stopped(), ready).await;
+    controller::run(ctx, args.watch_namespace.clone(), stopped(), ready).await;
     if let Some(el) = &elector {
         el.release().await;
     }

@@ -56,6 +56,7 @@ pub struct Metrics {
     pub last_success: Family<CheckLabels, Gauge<f64, AtomicU64>>,
     pub missed_schedules: Family<CheckLabels, Counter>,
     pub reconcile_errors: Family<ReasonLabels, Counter>,
+    pub reconciles: Counter,
 }
 
 impl Metrics {
@@ -70,6 +71,7 @@ impl Metrics {
             last_success: Family::default(),
             missed_schedules: Family::default(),
             reconcile_errors: Family::default(),
+            reconciles: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("morningcheck");
         r.register("runs", "Completed runs by result", m.runs.clone());
@@ -92,6 +94,7 @@ impl Metrics {
             m.missed_schedules.clone(),
         );
         r.register("reconcile_errors", "Reconcile errors by reason", m.reconcile_errors.clone());
+        r.register("reconciles", "Reconciles started", m.reconciles.clone());
         m
     }
 

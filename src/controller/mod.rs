@@ -143,6 +143,7 @@ enum Trigger {
 
 /// The reconciler.
 pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.metrics.reconciles.inc();
     let ns = mc.namespace().ok_or_else(|| Error::MissingNamespace(mc.name_any()))?;
     let api: Api<MorningCheck> = Api::namespaced(ctx.client.clone(), &ns);
     let now = ctx.clock.now();
@@ -309,9 +310,12 @@ async fn recover(mc: &MorningCheck, ctx: &Context, st: &mut MorningCheckStatus, 
     }
 }
 
-/// Whether the MorningCheck CRD is served: `/readyz` waits for it.
-pub async fn crd_installed(client: &Client) -> bool {
-    let api: Api<MorningCheck> = Api::all(client.clone());
+/// Whether the MorningCheck CRD is served (and readable where we watch): `/readyz` waits for it.
+pub async fn crd_installed(client: &Client, namespace: Option<&str>) -> bool {
+    let api: Api<MorningCheck> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     api.list(&kube::api::ListParams::default().limit(1)).await.is_ok()
 }
 
@@ -322,13 +326,18 @@ fn error_policy(mc: Arc<MorningCheck>, error: &Error, ctx: Arc<Context>) -> Acti
     Action::requeue(Duration::from_secs(wait))
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller until `shutdown` resolves. With `namespace`, only MorningChecks of
+/// that namespace are watched.
 pub async fn run(
     ctx: Arc<Context>,
+    namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ready: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let api: Api<MorningCheck> = Api::all(ctx.client.clone());
+    let api: Api<MorningCheck> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
     let controller = Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().debounce(Duration::from_millis(200)))
         .graceful_shutdown_on(shutdown);

@@ -21,10 +21,7 @@ pub fn env() -> &'static HashMap<String, String> {
         let path = format!("{dir}/env");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|_| panic!("{path} missing: start the test environment with tests/env/up.sh"));
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
     })
 }
 

@@ -1,0 +1,513 @@
+//! The controller against the real test apiserver: the CRD and its printer columns and
+//! docs, validation, run-now, scheduled slots with an injected clock, exactly-once
+//! across restarts, an interrupted run, leader election between two processes, and the
+//! operator's own endpoints.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use common::{TestNamespace, admin, binary, eventually, var};
+use jiff::SignedDuration;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use morningcheck::api::{MorningCheck, MorningCheckStatus, RunResult};
+use morningcheck::clock::{Clock, ManualClock, SystemClock};
+use morningcheck::controller::{self, Context};
+use morningcheck::metrics::Metrics;
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Installs the CRD generated from the Rust types, as a user would.
+async fn install_crd(client: &Client) {
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let crd = morningcheck::crd::definition();
+    crds.patch(&crd.name_any(), &PatchParams::apply("morningcheck-tests").force(), &Patch::Apply(&crd)).await.unwrap();
+    let api: Api<MorningCheck> = Api::all(client.clone());
+    eventually(30, "CRD served", || {
+        let api = api.clone();
+        async move { api.list(&Default::default()).await.ok().map(|_| ()) }
+    })
+    .await;
+}
+
+/// A controller running in this process, watching one namespace.
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<()>,
+    metrics: Metrics,
+}
+
+impl Running {
+    async fn start(client: &Client, ns: &str, clock: Arc<dyn Clock>) -> Self {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let ctx = Arc::new(Context::new(client.clone(), clock, metrics.clone(), 4, Some("test".into())));
+        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = rx.await;
+        };
+        let handle =
+            tokio::spawn(controller::run(ctx, Some(ns.to_string()), shutdown, Arc::new(AtomicBool::new(false))));
+        Self { stop: Some(tx), handle, metrics }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(30), self.handle).await.expect("controller stops").unwrap();
+    }
+
+    /// Kills the controller where it stands, as a SIGKILL would.
+    fn kill(self) {
+        self.handle.abort();
+    }
+
+    fn reconciles(&self) -> u64 {
+        self.metrics.reconciles.get()
+    }
+
+    fn runs(&self) -> u64 {
+        ["Healthy", "Warning", "Critical", "Failed"]
+            .iter()
+            .map(|r| {
+                self.metrics.runs.get_or_create(&morningcheck::metrics::ResultLabels { result: r.to_string() }).get()
+            })
+            .sum()
+    }
+}
+
+/// A MorningCheck whose only target is the test's own namespace of the test cluster.
+fn spec(ns: &str, schedule: &str) -> Value {
+    json!({
+        "schedule": schedule,
+        "targets": {"kubernetes": [{"name": "local", "namespaces": {"include": [ns]}, "checks": {"nodes": false}}]}
+    })
+}
+
+async fn create(client: &Client, ns: &str, name: &str, spec: Value, annotations: Value) -> Api<MorningCheck> {
+    let api: Api<MorningCheck> = Api::namespaced(client.clone(), ns);
+    let mc: MorningCheck = serde_json::from_value(json!({
+        "apiVersion": "morningcheck.io/v1alpha1", "kind": "MorningCheck",
+        "metadata": {"name": name, "annotations": annotations}, "spec": spec
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &mc).await.unwrap();
+    api
+}
+
+async fn status_where(
+    api: &Api<MorningCheck>,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&MorningCheckStatus) -> bool,
+) -> MorningCheckStatus {
+    eventually(60, what, || async {
+        let mc = api.get(name).await.ok()?;
+        mc.status.filter(|s| pred(s))
+    })
+    .await
+}
+
+async fn annotate(api: &Api<MorningCheck>, name: &str, key: &str, value: &str) {
+    let patch = json!({"metadata": {"annotations": {key: value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+}
+
+/// Events about `name` with `reason`. The recorder folds repeats into a series, so count
+/// occurrences with [`occurrences`].
+async fn events(client: &Client, ns: &str, name: &str, reason: &str) -> Vec<KubeEvent> {
+    let api: Api<KubeEvent> = Api::namespaced(client.clone(), ns);
+    let list = api.list(&Default::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+fn occurrences(events: &[KubeEvent]) -> i32 {
+    events.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum()
+}
+
+fn kubectl(args: &[&str]) -> String {
+    let out = Command::new("kubectl").args(args).env("KUBECONFIG", var("MC_KUBECONFIG")).output().expect("kubectl");
+    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn condition<'a>(st: &'a MorningCheckStatus, type_: &str) -> Option<&'a morningcheck::api::Condition> {
+    st.conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[tokio::test]
+async fn printer_columns_and_field_docs() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "columns").await;
+    let api =
+        create(&client, &ns.name, "daily", spec(&ns.name, "0 7 * * *"), json!({"morningcheck.io/run-now": "a"})).await;
+    let ctl = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
+    status_where(&api, "daily", "a run", |s| s.last_run.is_some()).await;
+    ctl.stop().await;
+
+    let table = kubectl(&["get", "mc", "-n", &ns.name]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "SCHEDULE", "SUSPENDED", "RESULT", "FINDINGS", "LAST", "RUN", "AGE"]);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..7], ["daily", "0", "7", "*", "*", "*", "false"]);
+    assert_eq!(row[7], "Healthy");
+    assert_eq!(row[8], "0");
+    let wide = kubectl(&["get", "mc", "-n", &ns.name, "-o", "wide"]);
+    assert!(wide.lines().next().unwrap().contains("NEXT RUN"), "{wide}");
+    assert!(wide.contains("T07:00:00Z"), "next run shown: {wide}");
+
+    let explain = eventually(60, "kubectl explain", || async {
+        let out = Command::new("kubectl")
+            .args(["explain", "morningcheck.spec.targets"])
+            .env("KUBECONFIG", var("MC_KUBECONFIG"))
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    })
+    .await;
+    assert!(explain.contains("What to check."), "{explain}");
+    assert!(explain.contains("Kubernetes clusters: the operator's own, or remote ones"), "{explain}");
+    let explain = kubectl(&["explain", "morningcheck.spec.schedule"]);
+    assert!(explain.contains("Cron schedule in standard 5-field form"), "{explain}");
+}
+
+#[tokio::test]
+async fn invalid_schedule_gets_condition_and_warning_event_then_recovers() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "invalid").await;
+    let api = create(&client, &ns.name, "bad", spec(&ns.name, "61 * * * *"), json!({})).await;
+    let ctl = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
+
+    let st =
+        status_where(&api, "bad", "Ready=False", |s| condition(s, "Ready").is_some_and(|c| c.status == "False")).await;
+    let ready = condition(&st, "Ready").unwrap();
+    assert_eq!(ready.reason, "InvalidSchedule");
+    assert!(ready.message.starts_with("spec.schedule: invalid schedule \"61 * * * *\""), "{}", ready.message);
+    assert_eq!(st.next_schedule_time, None);
+    assert_eq!(st.observed_generation, Some(1));
+    let ev = eventually(30, "InvalidSpec event", || async {
+        events(&client, &ns.name, "bad", "InvalidSpec").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    assert!(ev.note.as_deref().unwrap().contains("InvalidSchedule: spec.schedule: invalid schedule \"61 * * * *\""));
+
+    // An unknown time zone is named too.
+    let patch = json!({"spec": {"schedule": "0 7 * * *", "timeZone": "Europe/Atlantis"}});
+    api.patch("bad", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let st = status_where(&api, "bad", "InvalidTimeZone", |s| {
+        condition(s, "Ready").is_some_and(|c| c.reason == "InvalidTimeZone")
+    })
+    .await;
+    assert_eq!(
+        condition(&st, "Ready").unwrap().message,
+        "spec.timeZone: invalid timeZone \"Europe/Atlantis\": not an IANA time zone name"
+    );
+
+    // Fixing the spec makes it Ready with the next slot, in its own time zone.
+    let patch = json!({"spec": {"timeZone": "Europe/Berlin"}});
+    api.patch("bad", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let st =
+        status_where(&api, "bad", "Ready=True", |s| condition(s, "Ready").is_some_and(|c| c.status == "True")).await;
+    assert!(condition(&st, "Ready").unwrap().message.starts_with("next run at "), "{:?}", st.conditions);
+    assert!(condition(&st, "Ready").unwrap().message.ends_with(" CET"), "{:?}", st.conditions);
+    assert_eq!(st.observed_generation, Some(3));
+    assert!(st.next_schedule_time.is_some());
+    ctl.stop().await;
+}
+
+#[tokio::test]
+async fn run_now_runs_once_per_token() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "runnow").await;
+    let api = create(&client, &ns.name, "mc", spec(&ns.name, "0 7 * * *"), json!({})).await;
+    let ctl = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
+    status_where(&api, "mc", "Ready", |s| condition(s, "Ready").is_some()).await;
+    assert_eq!(ctl.runs(), 0, "no slot is due, nothing runs");
+
+    annotate(&api, "mc", "morningcheck.io/run-now", "first").await;
+    let st = status_where(&api, "mc", "first run", |s| s.history.len() == 1).await;
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!(run.run_id, "run-now-first");
+    assert_eq!(run.result, RunResult::Healthy);
+    assert_eq!(st.last_run_now_token.as_deref(), Some("first"));
+    assert_eq!(st.active_run, None);
+    assert_eq!(condition(&st, "Healthy").unwrap().status, "True");
+    assert_eq!(run.targets.len(), 1);
+    assert_eq!(run.targets[0].facts.get("pods"), Some(&0));
+
+    // Touching the object reconciles it again, but the token already ran.
+    let before = ctl.reconciles();
+    annotate(&api, "mc", "touched", "yes").await;
+    eventually(30, "another reconcile", || async { (ctl.reconciles() > before).then_some(()) }).await;
+    assert_eq!(api.get("mc").await.unwrap().status.unwrap().history.len(), 1);
+    assert_eq!(ctl.runs(), 1);
+
+    annotate(&api, "mc", "morningcheck.io/run-now", "second").await;
+    let st = status_where(&api, "mc", "second run", |s| s.history.len() == 2).await;
+    assert_eq!(st.history[0].run_id, "run-now-second");
+    assert_eq!(st.history[1].run_id, "run-now-first");
+    assert!(st.last_run.unwrap().diff.has_previous);
+    assert_eq!(occurrences(&events(&client, &ns.name, "mc", "RunStarted").await), 2);
+    ctl.stop().await;
+}
+
+#[tokio::test]
+async fn scheduled_slot_runs_once_across_restarts_with_injected_clock() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "slots").await;
+    let api = create(&client, &ns.name, "mc", spec(&ns.name, "*/5 * * * *"), json!({})).await;
+    let created = api.get("mc").await.unwrap().metadata.creation_timestamp.unwrap().0;
+    let schedule = morningcheck::schedule::Schedule::parse("*/5 * * * *", None).unwrap();
+    let slot1 = schedule.next_after(created).unwrap();
+    let clock = Arc::new(ManualClock::new(slot1 + SignedDuration::from_secs(2)));
+
+    let a = Running::start(&client, &ns.name, clock.clone()).await;
+    let st = status_where(&api, "mc", "slot 1", |s| s.history.len() == 1).await;
+    assert_eq!(st.last_run.as_ref().unwrap().run_id, format!("scheduled-{}", slot1.as_second()));
+    assert_eq!(st.last_schedule_time.as_ref().unwrap().0, slot1);
+    assert_eq!(st.next_schedule_time.as_ref().unwrap().0, slot1 + SignedDuration::from_mins(5));
+    assert_eq!(condition(&st, "Scheduled").unwrap().reason, "OnTime");
+    a.stop().await;
+
+    // A restarted controller, still inside the same slot, does not run it again.
+    clock.set(slot1 + SignedDuration::from_secs(30));
+    let b = Running::start(&client, &ns.name, clock.clone()).await;
+    eventually(30, "b's first reconcile", || async { (b.reconciles() >= 1).then_some(()) }).await;
+    annotate(&api, "mc", "touch", "1").await;
+    eventually(30, "b reconciled", || async { (b.reconciles() >= 2).then_some(()) }).await;
+    assert_eq!(b.runs(), 0);
+    assert_eq!(api.get("mc").await.unwrap().status.unwrap().history.len(), 1);
+
+    // The next slot runs once.
+    let slot2 = slot1 + SignedDuration::from_mins(5);
+    clock.set(slot2 + SignedDuration::from_secs(1));
+    annotate(&api, "mc", "touch", "2").await;
+    let st = status_where(&api, "mc", "slot 2", |s| s.history.len() == 2).await;
+    assert_eq!(st.history[0].run_id, format!("scheduled-{}", slot2.as_second()));
+    assert_eq!(b.runs(), 1);
+
+    // Down for three slots, then back: only the most recent missed slot runs.
+    let slot5 = slot2 + SignedDuration::from_mins(15);
+    clock.set(slot5 + SignedDuration::from_secs(3));
+    annotate(&api, "mc", "touch", "3").await;
+    let st = status_where(&api, "mc", "slot 5", |s| s.history.len() == 3).await;
+    assert_eq!(st.history[0].run_id, format!("scheduled-{}", slot5.as_second()));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn missed_slot_beyond_deadline_is_recorded_not_run() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "missed").await;
+    let mut s = spec(&ns.name, "0 * * * *");
+    s["startingDeadlineSeconds"] = json!(60);
+    let api = create(&client, &ns.name, "mc", s, json!({})).await;
+    let created = api.get("mc").await.unwrap().metadata.creation_timestamp.unwrap().0;
+    let slot = morningcheck::schedule::Schedule::parse("0 * * * *", None).unwrap().next_after(created).unwrap();
+    let clock = Arc::new(ManualClock::new(slot + SignedDuration::from_secs(600)));
+    let ctl = Running::start(&client, &ns.name, clock).await;
+    let st = status_where(&api, "mc", "missed", |s| s.last_missed_time.is_some()).await;
+    assert_eq!(st.last_missed_time.as_ref().unwrap().0, slot);
+    let c = condition(&st, "Scheduled").unwrap();
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "MissedSchedule"));
+    assert!(c.message.contains("missed by 600s, more than startingDeadlineSeconds 60"), "{}", c.message);
+    assert!(st.history.is_empty());
+    assert_eq!(ctl.runs(), 0);
+    let ev = eventually(30, "MissedSchedule event", || async {
+        events(&client, &ns.name, "mc", "MissedSchedule").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    ctl.stop().await;
+}
+
+/// A TCP server that accepts connections and never answers: a run against it hangs
+/// until its deadline.
+fn hanging_server() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+            if held.len() > 50 {
+                break;
+            }
+        }
+    });
+    (port, h)
+}
+
+#[tokio::test]
+async fn killed_mid_run_is_recorded_as_interrupted_and_not_repeated() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "interrupt").await;
+    let (port, _server) = hanging_server();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: hang\n  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: c\n  context: {{cluster: hang, user: u}}\ncurrent-context: c\n"
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "remote"}, "stringData": {"kubeconfig": kubeconfig}}))
+            .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    let s = json!({"schedule": "0 7 * * *", "timeoutSeconds": 300, "targets": {"kubernetes": [
+        {"name": "hanging", "kubeconfigSecretRef": {"name": "remote", "key": "kubeconfig"}}]}});
+    let api = create(&client, &ns.name, "mc", s, json!({"morningcheck.io/run-now": "t1"})).await;
+
+    let a = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
+    let st = status_where(&api, "mc", "run in progress", |s| s.active_run.is_some()).await;
+    assert_eq!(st.active_run.as_ref().unwrap().run_id, "run-now-t1");
+    a.kill();
+
+    let b = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
+    let st = status_where(&api, "mc", "interrupted recorded", |s| s.active_run.is_none() && s.last_run.is_some()).await;
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!((run.run_id.as_str(), run.result), ("run-now-t1", RunResult::Interrupted));
+    assert_eq!(st.history.len(), 1);
+    assert_eq!(condition(&st, "Healthy").unwrap().reason, "RunInterrupted");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(b.runs(), 0, "the interrupted run is not repeated");
+    assert_eq!(occurrences(&events(&client, &ns.name, "mc", "RunStarted").await), 1);
+    b.stop().await;
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `morningcheck controller` process with leader election.
+struct Replica {
+    child: Child,
+    port: u16,
+}
+
+impl Replica {
+    fn start(ns: &str, identity: &str) -> Self {
+        let port = free_port();
+        let child = Command::new(binary())
+            .args(["controller", "--leader-elect", "--lease-duration-seconds", "6", "--renew-deadline-seconds", "4"])
+            .args(["--identity", identity, "--lease-namespace", ns, "--watch-namespace", ns])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .env("KUBECONFIG", var("MC_KUBECONFIG"))
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("controller process");
+        Self { child, port }
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let r = reqwest::get(format!("http://127.0.0.1:{}{path}", self.port)).await.ok()?;
+        let code = r.status().as_u16();
+        Some((code, r.text().await.ok()?))
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn holder(client: &Client, ns: &str) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    leases.get_opt("morningcheck-leader").await.ok()??.spec?.holder_identity
+}
+
+#[tokio::test]
+async fn two_replicas_elect_one_leader_that_runs_each_slot_once() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "ha").await;
+    let api = create(&client, &ns.name, "mc", spec(&ns.name, "* * * * *"), json!({})).await;
+    let mut replicas = vec![Replica::start(&ns.name, "replica-a"), Replica::start(&ns.name, "replica-b")];
+
+    for r in &replicas {
+        let (code, body) = eventually(30, "healthz", || r.get("/healthz")).await;
+        assert_eq!((code, body.as_str()), (200, "ok"));
+        eventually(30, "readyz", || async { r.get("/readyz").await.filter(|(c, _)| *c == 200) }).await;
+    }
+    let leader = eventually(30, "a leader", || holder(&client, &ns.name)).await;
+
+    // The next per-minute slot runs exactly once, whichever replica leads.
+    let st = status_where(&api, "mc", "a scheduled run", |s| !s.history.is_empty()).await;
+    let first = st.history[0].run_id.clone();
+    assert!(first.starts_with("scheduled-"), "{first}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let runs = events(&client, &ns.name, "mc", "RunStarted").await;
+    assert_eq!(occurrences(&runs), 1, "one RunStarted event for the slot");
+    assert_eq!(runs[0].reporting_instance.as_deref(), Some(leader.as_str()));
+
+    let (code, metrics) = replicas[0].get("/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("# TYPE morningcheck_runs counter"), "{metrics}");
+    assert!(metrics.contains("morningcheck_reconciles_total"), "{metrics}");
+    let leader_index = if leader == "replica-a" { 0 } else { 1 };
+    let (_, leader_metrics) = replicas[leader_index].get("/metrics").await.unwrap();
+    assert!(
+        leader_metrics.contains(&format!(
+            "morningcheck_last_successful_run_timestamp_seconds{{namespace=\"{}\",name=\"mc\"}}",
+            ns.name
+        )),
+        "{leader_metrics}"
+    );
+
+    // Kill the leader: the other replica takes over within the lease and runs what comes.
+    let mut dead = replicas.remove(leader_index);
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    let survivor = if leader == "replica-a" { "replica-b" } else { "replica-a" };
+    eventually(30, "takeover", || async { holder(&client, &ns.name).await.filter(|h| h == survivor) }).await;
+    annotate(&api, "mc", "morningcheck.io/run-now", "after-failover").await;
+    let st = status_where(&api, "mc", "run by the new leader", |s| {
+        s.last_run_now_token.as_deref() == Some("after-failover") && s.active_run.is_none()
+    })
+    .await;
+    let ids: Vec<&str> = st.history.iter().map(|h| h.run_id.as_str()).collect();
+    let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+    assert_eq!(ids.len(), unique.len(), "no run twice: {ids:?}");
+    assert!(ids.contains(&"run-now-after-failover"));
+    let started = events(&client, &ns.name, "mc", "RunStarted").await;
+    assert_eq!(occurrences(&started) as usize, ids.len(), "one RunStarted per run: {ids:?}");
+}
+
+#[test]
+fn committed_crd_matches_the_rust_types() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/morningcheck.yaml")).unwrap();
+    assert!(
+        committed == morningcheck::crd::yaml(),
+        "crds/morningcheck.yaml differs from the Rust types: run `cargo run -- crd > crds/morningcheck.yaml`"
+    );
+}
+
+#[test]
+fn crd_subcommand_prints_the_committed_file() {
+    let out = Command::new(binary()).arg("crd").output().unwrap();
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/morningcheck.yaml")).unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+}
