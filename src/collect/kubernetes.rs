@@ -44,7 +44,7 @@ pub async fn check(target: &KubernetesTarget, ctx: &RunContext) -> TargetOutcome
     );
     for part in [pods, workloads, nodes, events].into_iter().flatten() {
         for (fact, n) in part.facts {
-            *out.facts.entry(fact.to_string()).or_default() += n;
+            *out.facts.entry(fact).or_default() += n;
         }
         out.sink.extend(part.findings);
         out.errors.extend(part.errors);
@@ -114,7 +114,7 @@ pub fn parse_kubeconfig(raw: &str) -> Result<Kubeconfig, String> {
 #[derive(Default)]
 struct Part {
     findings: Vec<Finding>,
-    facts: Vec<(&'static str, u64)>,
+    facts: Vec<(String, u64)>,
     errors: Vec<TargetError>,
 }
 
@@ -160,18 +160,19 @@ impl Scan<'_> {
     }
 
     /// Pages through one list, handing every page to `visit` and then dropping it.
+    /// Returns the number of objects and of list requests.
     async fn each_page<K>(
         &self,
         api: &Api<K>,
         action: &str,
         lp: ListParams,
         mut visit: impl FnMut(ObjectList<K>),
-    ) -> Result<u64, TargetError>
+    ) -> Result<(u64, u64), TargetError>
     where
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
         let mut token: Option<String> = None;
-        let mut seen = 0;
+        let (mut seen, mut pages) = (0, 0);
         loop {
             let mut page_params = lp.clone();
             page_params.continue_token = token.clone();
@@ -188,10 +189,11 @@ impl Scan<'_> {
             .await
             .map_err(|e| kube_error(&e, action))?;
             seen += page.items.len() as u64;
+            pages += 1;
             token = page.metadata.continue_.clone().filter(|t| !t.is_empty());
             visit(page);
             if token.is_none() {
-                return Ok(seen);
+                return Ok((seen, pages));
             }
         }
     }
@@ -208,7 +210,7 @@ impl Scan<'_> {
             + DeserializeOwned
             + std::fmt::Debug,
     {
-        let mut count = 0;
+        let (mut count, mut pages) = (0, 0);
         for (api, action) in self.apis::<K>() {
             let findings = &mut part.findings;
             let visit = |page: ObjectList<K>| {
@@ -217,11 +219,12 @@ impl Scan<'_> {
                 }
             };
             match self.each_page(&api, &action, self.params(selector), visit).await {
-                Ok(n) => count += n,
+                Ok((n, p)) => (count, pages) = (count + n, pages + p),
                 Err(e) => part.errors.push(e),
             }
         }
-        part.facts.push((fact, count));
+        part.facts.push((fact.to_string(), count));
+        part.facts.push((format!("{fact}ListRequests"), pages));
     }
 
     async fn pods(&self) -> Part {
@@ -257,7 +260,7 @@ impl Scan<'_> {
         let visit =
             |page: ObjectList<Node>| page.items.iter().for_each(|n| findings.extend(eval::node_findings(n, now)));
         match self.each_page(&api, "list nodes at cluster scope", ListParams::default().limit(PAGE_SIZE), visit).await {
-            Ok(n) => part.facts.push(("nodes", n)),
+            Ok((n, p)) => part.facts.extend([("nodes".to_string(), n), ("nodesListRequests".to_string(), p)]),
             Err(e) => part.errors.push(e),
         }
         part
@@ -267,18 +270,18 @@ impl Scan<'_> {
         let mut part = Part::default();
         let mut agg =
             eval::EventAggregator::new(self.ctx.now, self.target.thresholds.event_window_seconds, MAX_EVENT_GROUPS);
-        let mut count = 0;
+        let (mut count, mut pages) = (0, 0);
         for (api, action) in self.apis::<Event>() {
             let lp = ListParams::default().limit(PAGE_SIZE).fields("type=Warning");
             let visit = |page: ObjectList<Event>| {
                 page.items.iter().filter(|e| self.included(e.metadata.namespace.as_deref())).for_each(|e| agg.add(e))
             };
             match self.each_page(&api, &action, lp, visit).await {
-                Ok(n) => count += n,
+                Ok((n, p)) => (count, pages) = (count + n, pages + p),
                 Err(e) => part.errors.push(e),
             }
         }
-        part.facts.push(("warningEvents", count));
+        part.facts.extend([("warningEvents".to_string(), count), ("warningEventsListRequests".to_string(), pages)]);
         part.findings = agg.into_findings();
         part
     }

@@ -274,7 +274,7 @@ fn diff(targets: &[TargetReport], all_ids: &[u64], previous: Option<&[KnownFindi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ErrorTier;
+    use crate::api::{ErrorTier, Severity};
     use crate::evaluate::finding;
 
     fn ts(s: &str) -> jiff::Timestamp {
