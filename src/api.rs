@@ -747,6 +747,9 @@ pub struct RunDiff {
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     pub schema_version: String,
+    /// `namespace/name` of the MorningCheck (in `morningcheck run` output only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
     pub run_id: String,
     pub slot: Time,
     pub started_at: Time,

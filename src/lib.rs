@@ -5,6 +5,7 @@
 //! ([`publish`]); the controller ([`controller`]) runs it on a schedule ([`schedule`]).
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod collect;
 pub mod controller;

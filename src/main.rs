@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use morningcheck::cli::{self, RunArgs, config, exit};
 use morningcheck::clock::SystemClock;
 use morningcheck::controller::leader::{LeaderElector, LeaseConfig};
 use morningcheck::controller::{self, Context};
@@ -26,12 +27,17 @@ struct Cli {
 enum Command {
     /// Run the operator: watch MorningChecks and run each on its schedule.
     Controller(ControllerArgs),
+    /// Run the checks of MorningCheck manifests once and print a report.
+    Run(RunArgs),
     /// Print the CustomResourceDefinition as YAML.
     Crd,
 }
 
 #[derive(Args, Debug)]
 struct ControllerArgs {
+    /// Config file (its `controller:` section); flags and environment win over it.
+    #[arg(long, env = "MORNINGCHECK_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "MORNINGCHECK_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
@@ -69,17 +75,118 @@ struct ControllerArgs {
 
 fn main() -> ExitCode {
     morningcheck::install_crypto_provider();
-    let cli = Cli::parse();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            let help = matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion);
+            return ExitCode::from(if help { 0 } else { exit::USAGE });
+        }
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let rt = || tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match cli.command {
         Command::Crd => {
             print!("{}", morningcheck::crd::yaml());
             ExitCode::SUCCESS
         }
         Command::Controller(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-            rt.block_on(run_controller(args))
+            let m = matches.subcommand_matches("controller").expect("controller matches");
+            match layered_controller(args, m) {
+                Ok(args) => rt().block_on(run_controller(args)),
+                Err(e) => {
+                    eprintln!("morningcheck: config: {e}");
+                    ExitCode::from(exit::CONFIG)
+                }
+            }
+        }
+        Command::Run(args) => {
+            let m = matches.subcommand_matches("run").expect("run matches");
+            ExitCode::from(rt().block_on(run_cli(args, m)))
         }
     }
+}
+
+/// Fills controller settings left at their defaults from the config file.
+fn layered_controller(mut a: ControllerArgs, m: &ArgMatches) -> Result<ControllerArgs, String> {
+    let file = config::load(a.config.as_deref())?.controller.unwrap_or_default();
+    if let Some(addr) = file.metrics_addr {
+        let addr = addr.parse().map_err(|e| format!("controller.metricsAddr {addr:?}: {e}"))?;
+        a.metrics_addr = config::layer(m, "metrics_addr", a.metrics_addr, Some(addr));
+    }
+    if let Some(f) = file.log_format {
+        let f =
+            <LogFormat as clap::ValueEnum>::from_str(&f, true).map_err(|_| format!("controller.logFormat {f:?}"))?;
+        a.log_format = config::layer(m, "log_format", a.log_format, Some(f));
+    }
+    a.log_level = config::layer(m, "log_level", a.log_level, file.log_level);
+    a.max_concurrent_runs = config::layer(m, "max_concurrent_runs", a.max_concurrent_runs, file.max_concurrent_runs);
+    a.leader_elect = config::layer(m, "leader_elect", a.leader_elect, file.leader_elect);
+    a.watch_namespace = config::layer(m, "watch_namespace", a.watch_namespace, file.watch_namespace.map(Some));
+    Ok(a)
+}
+
+async fn run_cli(args: RunArgs, m: &ArgMatches) -> u8 {
+    let level = match (args.quiet, args.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,kube=warn,aws=warn",
+        _ => "debug,hyper=info,rustls=info,aws_smithy_runtime=info",
+    };
+    telemetry::init(LogFormat::Plain, level);
+    let file = match config::load(args.config.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("morningcheck: config: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let settings = match cli::settings(&args, m, file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("morningcheck: config: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let mut docs = Vec::new();
+    for path in &args.files {
+        let name = path.display().to_string();
+        let text = if name == "-" { std::io::read_to_string(std::io::stdin()) } else { std::fs::read_to_string(path) };
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("morningcheck: {name}: {e}");
+                return exit::NO_INPUT;
+            }
+        };
+        match cli::input::parse(&name, &text) {
+            Ok(d) => docs.extend(d),
+            Err(e) => {
+                eprintln!("morningcheck: {e}");
+                return exit::DATA;
+            }
+        }
+    }
+    for d in &mut docs {
+        cli::apply_overrides(&mut d.check, &settings);
+        let ns = kube::ResourceExt::namespace(&d.check).unwrap_or_else(|| "default".into());
+        if let Err(invalid) = morningcheck::validate::validate(&d.check.spec, &ns) {
+            for p in &invalid.problems {
+                eprintln!("morningcheck: {} (document {}): {p}", d.file, d.index + 1);
+            }
+            return exit::DATA;
+        }
+    }
+    let mut reports = Vec::new();
+    for d in &docs {
+        let report = cli::run_once(&d.check, &settings).await;
+        print!("{}", cli::render(&d.check, &report, settings.output));
+        if let Some(e) = cli::post(&d.check, &report, &settings).await {
+            eprintln!("morningcheck: {e}");
+        }
+        reports.push(report);
+    }
+    cli::exit_code(&reports, settings.fail_on)
 }
 
 /// Resolves on SIGTERM or SIGINT.

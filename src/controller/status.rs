@@ -79,6 +79,7 @@ pub fn record_of(report: &RunReport) -> RunRecord {
 pub fn interrupted_report(active: &ActiveRun, now: Timestamp) -> RunReport {
     RunReport {
         schema_version: crate::evaluate::SCHEMA_VERSION.to_string(),
+        check: None,
         run_id: active.run_id.clone(),
         slot: active.slot.clone(),
         started_at: active.started_at.clone(),

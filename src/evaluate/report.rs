@@ -193,6 +193,7 @@ pub fn build_report(
     let (diff, known) = diff(&targets, &all_ids, previous);
     let report = RunReport {
         schema_version: SCHEMA_VERSION.to_string(),
+        check: None,
         run_id: meta.run_id,
         slot: Time(meta.slot),
         started_at: Time(meta.started_at),

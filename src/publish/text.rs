@@ -1,0 +1,209 @@
+//! The terminal report of `morningcheck run`: readable in ten seconds, grouped by area
+//! and target, most severe first. Colour only on a terminal, and never with `NO_COLOR`.
+
+use std::fmt::Write as _;
+
+use crate::api::{Finding, RunReport, RunResult, Severity, TargetReport};
+use crate::evaluate::human_duration;
+
+/// Findings shown per target; the rest are counted.
+const PER_TARGET: usize = 10;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    /// Colour when stdout is a terminal and `NO_COLOR` is unset or empty.
+    pub fn detect() -> Self {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self { color: std::io::stdout().is_terminal() && !no_color }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    }
+
+    fn severity(&self, s: Severity) -> String {
+        match s {
+            Severity::Critical => self.paint("1;31", "CRIT"),
+            Severity::Warning => self.paint("33", "WARN"),
+            Severity::Info => self.paint("2", "INFO"),
+        }
+    }
+
+    fn result(&self, r: RunResult) -> String {
+        let (code, text) = match r {
+            RunResult::Healthy => ("32", "HEALTHY"),
+            RunResult::Warning => ("33", "WARNING"),
+            RunResult::Critical => ("1;31", "CRITICAL"),
+            RunResult::Failed => ("1;35", "FAILED"),
+            RunResult::Interrupted => ("35", "INTERRUPTED"),
+        };
+        self.paint(code, text)
+    }
+}
+
+/// Renders one run of the MorningCheck `name`.
+pub fn render(name: &str, report: &RunReport, style: Style) -> String {
+    let mut out = String::new();
+    let c = &report.counts;
+    let _ = writeln!(
+        out,
+        "{name}: {}  {} critical, {} warning, {} info  ({:.1}s)",
+        style.result(report.result),
+        c.critical,
+        c.warning,
+        c.info,
+        report.duration_seconds
+    );
+    let d = &report.diff;
+    if d.has_previous && (d.new_total > 0 || d.resolved_total > 0) {
+        let _ = writeln!(out, "since the last run: {} new, {} resolved", d.new_total, d.resolved_total);
+    }
+    let mut targets: Vec<&TargetReport> = report.targets.iter().collect();
+    targets.sort_by_key(|t| (t.area, std::cmp::Reverse(rank(t.result))));
+    for t in targets {
+        out.push('\n');
+        target(&mut out, t, style);
+    }
+    out
+}
+
+fn rank(r: RunResult) -> u8 {
+    match r {
+        RunResult::Healthy => 0,
+        RunResult::Warning => 1,
+        RunResult::Critical => 2,
+        RunResult::Interrupted => 3,
+        RunResult::Failed => 4,
+    }
+}
+
+fn target(out: &mut String, t: &TargetReport, style: Style) {
+    let scope = t.scope.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let facts: Vec<String> =
+        t.facts.iter().filter(|(k, _)| !k.ends_with("ListRequests")).map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(
+        out,
+        "{} {}{scope}: {}  {}/{}/{}{}",
+        t.area.as_str().to_uppercase(),
+        t.name,
+        style.result(t.result),
+        t.counts.critical,
+        t.counts.warning,
+        t.counts.info,
+        if facts.is_empty() { String::new() } else { format!("  [{}]", facts.join(", ")) }
+    );
+    if t.insecure {
+        let _ = writeln!(out, "  ! TLS verification is off for this target");
+    }
+    for e in &t.errors {
+        let scope = e.scope.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
+        let _ = writeln!(out, "  {} {:?}{scope}: {}", style.paint("1;35", "ERR "), e.tier, e.message);
+    }
+    for f in t.findings.iter().take(PER_TARGET) {
+        finding(out, f, style);
+    }
+    let shown = t.findings.len().min(PER_TARGET) as u64;
+    if t.counts.total > shown {
+        let _ = writeln!(out, "  … and {} more", t.counts.total - shown);
+    }
+}
+
+fn finding(out: &mut String, f: &Finding, style: Style) {
+    let since = f
+        .since
+        .as_ref()
+        .map(|s| format!(" (since {})", human_duration(jiff::Timestamp::now().duration_since(s.0).as_secs())))
+        .unwrap_or_default();
+    let _ =
+        writeln!(out, "  {} {:<26} {}  {}{since}", style.severity(f.severity), f.check, f.object, one_line(&f.message));
+}
+
+fn one_line(s: &str) -> String {
+    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if flat.chars().count() > 160 { format!("{}…", flat.chars().take(159).collect::<String>()) } else { flat }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Area, Counts, ErrorTier, RunDiff, TargetError};
+    use crate::evaluate::finding;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn report() -> RunReport {
+        let t0: jiff::Timestamp = "2026-11-24T07:00:00Z".parse().unwrap();
+        let mut counts = Counts::default();
+        counts.add(Severity::Critical, 12);
+        let k = TargetReport {
+            name: "local".into(),
+            area: Area::Kubernetes,
+            scope: None,
+            result: RunResult::Critical,
+            errors: vec![],
+            counts,
+            facts: [("pods".to_string(), 40), ("podsListRequests".to_string(), 1)].into(),
+            findings: (0..12)
+                .map(|i| {
+                    finding(
+                        Severity::Critical,
+                        "CrashLoopBackOff",
+                        format!("prod/web-{i}/app"),
+                        "back-off\nrestarting",
+                        None,
+                    )
+                })
+                .collect(),
+            insecure: false,
+        };
+        let a = TargetReport {
+            name: "prod/eu-west-1".into(),
+            area: Area::Aws,
+            scope: Some("eu-west-1".into()),
+            result: RunResult::Failed,
+            errors: vec![TargetError { tier: ErrorTier::Unauthorized, scope: None, message: "ExpiredToken".into() }],
+            counts: Counts::default(),
+            facts: Default::default(),
+            findings: vec![],
+            insecure: true,
+        };
+        RunReport {
+            schema_version: "v".into(),
+            check: None,
+            run_id: "r".into(),
+            slot: Time(t0),
+            started_at: Time(t0),
+            finished_at: Time(t0),
+            duration_seconds: 1.25,
+            result: RunResult::Failed,
+            counts,
+            areas: Default::default(),
+            targets: vec![a, k],
+            diff: RunDiff { has_previous: true, new_total: 2, resolved_total: 1, ..Default::default() },
+            findings_digest: "d".into(),
+        }
+    }
+
+    #[test]
+    fn plain_report_groups_by_area_and_caps_findings() {
+        let text = render("default/platform", &report(), Style { color: false });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "default/platform: FAILED  12 critical, 0 warning, 0 info  (1.2s)");
+        assert_eq!(lines[1], "since the last run: 2 new, 1 resolved");
+        assert_eq!(lines[3], "KUBERNETES local: CRITICAL  12/0/0  [pods 40]");
+        assert_eq!(lines[4].trim_end(), "  CRIT CrashLoopBackOff           prod/web-0/app  back-off restarting");
+        assert!(text.contains("  … and 2 more\n"));
+        assert!(text.contains("AWS prod/eu-west-1 (eu-west-1): FAILED  0/0/0\n  ! TLS verification is off for this target\n  ERR  Unauthorized: ExpiredToken\n"));
+        assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let text = render("x", &report(), Style { color: true });
+        assert!(text.contains("\x1b[1;31mCRIT\x1b[0m"));
+    }
+}
