@@ -17,6 +17,8 @@ pub const RUN_NOW_ANNOTATION: &str = "morningcheck.io/run-now";
 
 /// A morning check: targets to inspect on a cron schedule, with results written to
 /// the status and a digest posted to Slack.
+// Every printer column repeats `type_`; that is the attribute's shape, not a mistake.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "morningcheck.io",

@@ -111,10 +111,10 @@ fn targets(c: &mut Checker, spec: &MorningCheckSpec, ns: &str) {
                 c.add(format!("{f}.namespaces.{list}"), format!("{bad:?} is not a valid namespace name"));
             }
         }
-        if let Some(sel) = &k.label_selector {
-            if let Err(m) = check_selector(sel) {
-                c.add(format!("{f}.labelSelector"), m);
-            }
+        if let Some(sel) = &k.label_selector
+            && let Err(m) = check_selector(sel)
+        {
+            c.add(format!("{f}.labelSelector"), m);
         }
     }
     for (i, p) in t.prometheus.iter().enumerate() {

@@ -151,10 +151,8 @@ impl Scan<'_> {
 
     fn params(&self, selector: bool) -> ListParams {
         let mut lp = ListParams::default().limit(PAGE_SIZE);
-        if selector {
-            if let Some(s) = &self.target.label_selector {
-                lp = lp.labels(s);
-            }
+        if selector && let Some(s) = &self.target.label_selector {
+            lp = lp.labels(s);
         }
         lp
     }

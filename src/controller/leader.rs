@@ -139,14 +139,14 @@ impl LeaderElector {
 
     /// Gives the lease up on a clean shutdown so another replica takes over at once.
     pub async fn release(&self) {
-        if let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await {
-            if verdict(&lease, &self.cfg.identity, Timestamp::now()) == Verdict::Mine {
-                if let Some(spec) = lease.spec.as_mut() {
-                    spec.holder_identity = None;
-                    spec.renew_time = None;
-                }
-                let _ = self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await;
+        if let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await
+            && verdict(&lease, &self.cfg.identity, Timestamp::now()) == Verdict::Mine
+        {
+            if let Some(spec) = lease.spec.as_mut() {
+                spec.holder_identity = None;
+                spec.renew_time = None;
             }
+            let _ = self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await;
         }
     }
 }

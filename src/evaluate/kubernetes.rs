@@ -91,17 +91,18 @@ pub fn pod_findings(pod: &Pod, now: Timestamp, th: &KubernetesThresholds) -> Vec
         critical_waiting |= container_findings(&mut out, &pod_obj, c, init, th);
     }
 
-    if phase == "Pending" && !critical_waiting {
-        if let Some(secs) = age(now, started).filter(|s| *s > grace) {
-            let why = pending_reason(pod).unwrap_or_else(|| "not scheduled or not started".into());
-            out.push(finding(
-                Severity::Warning,
-                "PodPending",
-                &pod_obj,
-                format!("Pending for {}: {why}", human_duration(secs)),
-                started,
-            ));
-        }
+    if phase == "Pending"
+        && !critical_waiting
+        && let Some(secs) = age(now, started).filter(|s| *s > grace)
+    {
+        let why = pending_reason(pod).unwrap_or_else(|| "not scheduled or not started".into());
+        out.push(finding(
+            Severity::Warning,
+            "PodPending",
+            &pod_obj,
+            format!("Pending for {}: {why}", human_duration(secs)),
+            started,
+        ));
     }
     if phase == "Running" && !critical_waiting {
         not_ready(&mut out, pod, &pod_obj, now, grace);
@@ -121,17 +122,17 @@ fn container_findings(
     let cobj = format!("{pod_obj}/{}", c.name);
     let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
     let mut critical = false;
-    if let Some(reason) = waiting.and_then(|w| w.reason.as_deref()) {
-        if CRITICAL_WAITING.contains(&reason) {
-            critical = true;
-            let msg = waiting.and_then(|w| w.message.as_deref()).unwrap_or_default();
-            let text = if msg.is_empty() {
-                format!("{kind} {} waiting: {reason}", c.name)
-            } else {
-                format!("{kind} {} waiting: {reason}: {msg}", c.name)
-            };
-            out.push(finding(Severity::Critical, reason, &cobj, text, None));
-        }
+    if let Some(reason) = waiting.and_then(|w| w.reason.as_deref())
+        && CRITICAL_WAITING.contains(&reason)
+    {
+        critical = true;
+        let msg = waiting.and_then(|w| w.message.as_deref()).unwrap_or_default();
+        let text = if msg.is_empty() {
+            format!("{kind} {} waiting: {reason}", c.name)
+        } else {
+            format!("{kind} {} waiting: {reason}: {msg}", c.name)
+        };
+        out.push(finding(Severity::Critical, reason, &cobj, text, None));
     }
     if c.restart_count > th.restart_count {
         let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
