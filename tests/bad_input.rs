@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::{TestNamespace, admin, eventually};
+use common::{TestNamespace, admin, eventually, install_crd};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
+use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client};
 use morningcheck::api::{MorningCheck, MorningCheckStatus};
 use morningcheck::clock::SystemClock;
 use morningcheck::controller::{self, Context};
@@ -21,14 +21,6 @@ use morningcheck::metrics::Metrics;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-
-async fn install_crd(client: &Client) {
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    let crd = morningcheck::crd::definition();
-    let name = crd.metadata.name.clone().unwrap();
-    crds.patch(&name, &PatchParams::apply("morningcheck-tests").force(), &Patch::Apply(&crd)).await.unwrap();
-}
 
 fn base(ns: &str) -> Value {
     json!({"schedule": "0 7 * * *", "targets": {"kubernetes": [{"name": "local", "namespaces": {"include": [ns]}, "checks": {"nodes": false}}]}})

@@ -8,83 +8,18 @@ mod common;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::{TestNamespace, admin, binary, eventually, var};
+use common::{Running, TestNamespace, admin, binary, eventually, install_crd, var};
 use jiff::SignedDuration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use morningcheck::api::{MorningCheck, MorningCheckStatus, RunResult};
-use morningcheck::clock::{Clock, ManualClock, SystemClock};
-use morningcheck::controller::{self, Context};
-use morningcheck::metrics::Metrics;
-use prometheus_client::registry::Registry;
+use morningcheck::clock::{ManualClock, SystemClock};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-/// Installs the CRD generated from the Rust types, as a user would.
-async fn install_crd(client: &Client) {
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    let crd = morningcheck::crd::definition();
-    crds.patch(&crd.name_any(), &PatchParams::apply("morningcheck-tests").force(), &Patch::Apply(&crd)).await.unwrap();
-    let api: Api<MorningCheck> = Api::all(client.clone());
-    eventually(30, "CRD served", || {
-        let api = api.clone();
-        async move { api.list(&Default::default()).await.ok().map(|_| ()) }
-    })
-    .await;
-}
-
-/// A controller running in this process, watching one namespace.
-struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<()>,
-    metrics: Metrics,
-}
-
-impl Running {
-    async fn start(client: &Client, ns: &str, clock: Arc<dyn Clock>) -> Self {
-        let mut registry = Registry::default();
-        let metrics = Metrics::register(&mut registry);
-        let ctx = Arc::new(Context::new(client.clone(), clock, metrics.clone(), 4, Some("test".into())));
-        let (tx, rx) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = rx.await;
-        };
-        let handle =
-            tokio::spawn(controller::run(ctx, Some(ns.to_string()), shutdown, Arc::new(AtomicBool::new(false))));
-        Self { stop: Some(tx), handle, metrics }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(30), self.handle).await.expect("controller stops").unwrap();
-    }
-
-    /// Kills the controller where it stands, as a SIGKILL would.
-    fn kill(self) {
-        self.handle.abort();
-    }
-
-    fn reconciles(&self) -> u64 {
-        self.metrics.reconciles.get()
-    }
-
-    fn runs(&self) -> u64 {
-        ["Healthy", "Warning", "Critical", "Failed"]
-            .iter()
-            .map(|r| {
-                self.metrics.runs.get_or_create(&morningcheck::metrics::ResultLabels { result: r.to_string() }).get()
-            })
-            .sum()
-    }
-}
 
 /// A MorningCheck whose only target is the test's own namespace of the test cluster.
 fn spec(ns: &str, schedule: &str) -> Value {

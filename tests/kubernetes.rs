@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{TestNamespace, admin, var};
+use common::{TestNamespace, admin, kubeconfig, var};
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -333,32 +333,6 @@ async fn pods_are_listed_in_pages() {
     let (findings, counts, _) = out.sink.into_parts();
     assert_eq!(counts.critical, total.div_ceil(10) as u64, "totals are complete");
     assert_eq!(findings.len(), 10, "findings kept are capped");
-}
-
-/// A kubeconfig for the test apiserver as user `user` with `token`.
-fn kubeconfig(server: &str, token: &str) -> String {
-    let ca = std::fs::read(var("MC_KUBE_CA")).unwrap();
-    let ca = base64_encode(&ca);
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}', certificate-authority-data: '{ca}'}}\nusers:\n- name: u\n  user: {{token: '{token}'}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
-    )
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 async fn secret(client: &Client, ns: &str, name: &str, kubeconfig: &str) {

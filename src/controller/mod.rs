@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use crate::api::{ActiveRun, MorningCheck, MorningCheckStatus, NotificationStatus, RUN_NOW_ANNOTATION};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::net::{Attempt, RetryPolicy, retry};
 use crate::schedule::{self, PlanInput};
 use crate::validate::validate;
 use status::{NOTIFIED, READY, SCHEDULED, set_condition};
@@ -131,8 +132,26 @@ async fn apply_status(
         "metadata": metadata,
         "status": st,
     });
-    Ok(api.patch_status(&mc.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?)
+    // Retried through a short apiserver outage, so a finished run's result is not lost.
+    let policy = RetryPolicy { base: Duration::from_millis(500), max: Duration::from_secs(5), attempts: 12 };
+    let deadline = tokio::time::Instant::now() + STATUS_WRITE_DEADLINE;
+    let name = mc.name_any();
+    let written = retry(policy, deadline, |_| {
+        let (api, name, patch) = (api.clone(), name.clone(), patch.clone());
+        async move {
+            match api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
+                Ok(mc) => Attempt::Done(mc),
+                Err(e) if crate::collect::kube_transient(&e) => Attempt::Retry(e, None),
+                Err(e) => Attempt::Fail(e),
+            }
+        }
+    })
+    .await?;
+    Ok(written)
 }
+
+/// How long a status write keeps retrying through an apiserver outage.
+const STATUS_WRITE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What starts a run.
 #[derive(Debug, Clone, PartialEq, Eq)]

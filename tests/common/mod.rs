@@ -6,10 +6,21 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
+use morningcheck::api::MorningCheck;
+use morningcheck::clock::Clock;
+use morningcheck::controller::{self, Context};
+use morningcheck::metrics::Metrics;
+use prometheus_client::registry::Registry;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// The test environment's variables (`.testenv/env`). Panics with the command to run
 /// when the environment is not up: these tests need the real peers.
@@ -92,4 +103,84 @@ where
 /// Path of the built `morningcheck` binary.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_morningcheck")
+}
+
+/// Installs the CRD generated from the Rust types, as a user would, and waits until served.
+pub async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = morningcheck::crd::definition();
+    let name = crd.metadata.name.clone().unwrap();
+    crds.patch(&name, &PatchParams::apply("morningcheck-tests").force(), &Patch::Apply(&crd)).await.unwrap();
+    let api: Api<MorningCheck> = Api::all(client.clone());
+    eventually(30, "CRD served", || {
+        let api = api.clone();
+        async move { api.list(&Default::default()).await.ok().map(|_| ()) }
+    })
+    .await;
+}
+
+/// A controller running in this process, watching one namespace.
+pub struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<()>,
+    pub metrics: Metrics,
+}
+
+impl Running {
+    pub async fn start(client: &Client, ns: &str, clock: Arc<dyn Clock>) -> Self {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let ctx = Arc::new(Context::new(client.clone(), clock, metrics.clone(), 4, Some("test".into())));
+        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = rx.await;
+        };
+        let handle =
+            tokio::spawn(controller::run(ctx, Some(ns.to_string()), shutdown, Arc::new(AtomicBool::new(false))));
+        Self { stop: Some(tx), handle, metrics }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(30), self.handle).await.expect("controller stops").unwrap();
+    }
+
+    /// Kills the controller where it stands, as a SIGKILL would.
+    pub fn kill(self) {
+        self.handle.abort();
+    }
+
+    pub fn reconciles(&self) -> u64 {
+        self.metrics.reconciles.get()
+    }
+
+    pub fn runs(&self) -> u64 {
+        ["Healthy", "Warning", "Critical", "Failed"]
+            .iter()
+            .map(|r| {
+                self.metrics.runs.get_or_create(&morningcheck::metrics::ResultLabels { result: r.to_string() }).get()
+            })
+            .sum()
+    }
+}
+
+/// A kubeconfig for the test apiserver (or `server`) authenticating with `token`.
+pub fn kubeconfig(server: &str, token: &str) -> String {
+    let ca = base64(&std::fs::read(var("MC_KUBE_CA")).unwrap());
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}', certificate-authority-data: '{ca}'}}\nusers:\n- name: u\n  user: {{token: '{token}'}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+    )
+}
+
+pub fn base64(bytes: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { T[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
 }
