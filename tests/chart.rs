@@ -183,11 +183,12 @@ fn deploy_manifests_match_a_fresh_render() {
     }
     assert_eq!(one(&all, "Deployment")["metadata"]["name"], "morningcheck");
 
-    // `kubectl apply -f deploy/` reads it (a client-side dry run: a server-side one would
-    // need the namespace to exist already).
-    let deploy_dir = repo().join("deploy");
-    let out = kubectl(&["apply", "--dry-run=client", "-f", deploy_dir.to_str().unwrap()]);
-    assert!(out.status.success(), "kubectl apply --dry-run=client -f deploy/:\n{}", text(&out));
+    // `kubectl apply -f deploy/morningcheck.yaml` reads it (a client-side dry run: a
+    // server-side one would need the namespace to exist already). deploy/cronjob.yaml, the
+    // alternative without an operator, is tested by tests/cronjob.rs.
+    let deploy_file = repo().join("deploy/morningcheck.yaml");
+    let out = kubectl(&["apply", "--dry-run=client", "-f", deploy_file.to_str().unwrap()]);
+    assert!(out.status.success(), "kubectl apply --dry-run=client -f deploy/morningcheck.yaml:\n{}", text(&out));
     assert!(text(&out).contains("deployment.apps/morningcheck created (dry run)"), "{}", text(&out));
 }
 
@@ -686,6 +687,247 @@ fn network_policy_opens_only_the_metrics_port() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The CronJob (`morningcheck run` on a schedule)
+
+/// The one ConfigMap's keys, parsed: the MorningCheck and the kubeconfig.
+fn run_config(all: &[Value]) -> (morningcheck::api::MorningCheck, kube::config::Kubeconfig) {
+    let cm = one(all, "ConfigMap");
+    let docs = morningcheck::cli::input::parse("check.yaml", cm["data"]["check.yaml"].as_str().expect("check.yaml"))
+        .unwrap_or_else(|e| panic!("the ConfigMap's check.yaml: {e:?}"));
+    assert_eq!(docs.len(), 1);
+    let kc = kube::config::Kubeconfig::from_yaml(cm["data"]["kubeconfig"].as_str().expect("kubeconfig")).unwrap();
+    (docs.into_iter().next().unwrap().check, kc)
+}
+
+fn kinds(all: &[Value]) -> BTreeSet<String> {
+    all.iter().filter_map(|d| d["kind"].as_str()).map(str::to_string).collect()
+}
+
+/// The CronJob's restricted security context is the Deployment's, the command line is
+/// `morningcheck run -f /config/check.yaml --fail-on critical` against the ConfigMap, and
+/// the ConfigMap holds a MorningCheck the binary's own parser accepts and an in-cluster
+/// kubeconfig.
+#[test]
+fn cronjob_renders_hardened_with_the_run_command() {
+    let operator = docs(&render("morningcheck", "ops", &[]));
+    let deployment_pod = &one(&operator, "Deployment")["spec"]["template"]["spec"];
+    let all = docs(&render("morningcheck", "ops", &["--set", "cronjob.enabled=true"]));
+    assert_eq!(of_kind(&all, "Deployment").len(), 1, "in addition to the operator by default");
+    let cj = one(&all, "CronJob");
+    assert_eq!(cj["apiVersion"], "batch/v1");
+    assert_eq!(
+        (cj["metadata"]["name"].as_str(), cj["metadata"]["namespace"].as_str()),
+        (Some("morningcheck-run"), Some("ops"))
+    );
+    let s = &cj["spec"];
+    assert_eq!(s["schedule"], "0 7 * * 1-5");
+    assert!(s["timeZone"].is_null(), "no timeZone unless asked (Kubernetes 1.27+)");
+    assert_eq!(s["concurrencyPolicy"], "Forbid");
+    assert_eq!(s["startingDeadlineSeconds"], 600);
+    assert_eq!((s["successfulJobsHistoryLimit"].as_u64(), s["failedJobsHistoryLimit"].as_u64()), (Some(3), Some(3)));
+    let job = &s["jobTemplate"]["spec"];
+    assert_eq!(job["backoffLimit"], 0, "a retry would post a second digest");
+    assert_eq!(job["activeDeadlineSeconds"], 900);
+    let pod = &job["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["serviceAccountName"], "morningcheck");
+    assert_eq!(job["template"]["metadata"]["labels"]["app.kubernetes.io/component"], "run");
+
+    // Restricted: exactly the Deployment's pod and container security contexts.
+    assert_eq!(pod["securityContext"], deployment_pod["securityContext"]);
+    let psc = &pod["securityContext"];
+    assert_eq!((psc["runAsNonRoot"].as_bool(), psc["runAsUser"].as_u64()), (Some(true), Some(65532)));
+    assert_eq!(psc["seccompProfile"]["type"], "RuntimeDefault");
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    assert_eq!(c["securityContext"], deployment_pod["containers"][0]["securityContext"]);
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(c["image"], deployment_pod["containers"][0]["image"]);
+    assert_eq!(c["resources"], deployment_pod["containers"][0]["resources"]);
+
+    // The command line, and the files it names are the ConfigMap's keys.
+    assert_eq!(strings(&c["command"]), ["/usr/local/bin/morningcheck"], "not the image's `controller` entrypoint");
+    assert_eq!(strings(&c["args"]), ["run", "-f", "/config/check.yaml", "--fail-on", "critical"]);
+    assert_eq!(env_value(c, "KUBECONFIG").unwrap()["value"], "/config/kubeconfig");
+    let mount = c["volumeMounts"].as_array().unwrap().iter().find(|m| m["mountPath"] == "/config").unwrap();
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+    assert_eq!(volume["configMap"]["name"], one(&all, "ConfigMap")["metadata"]["name"]);
+    assert!(c["volumeMounts"].as_array().unwrap().iter().any(|m| m["mountPath"] == "/tmp"));
+
+    let (check, kc) = run_config(&all);
+    assert_eq!(check.metadata.name.as_deref(), Some("morningcheck"));
+    assert_eq!(check.metadata.namespace.as_deref(), Some("ops"), "Secrets are read in the release namespace");
+    assert_eq!(check.spec.schedule, "0 7 * * 1-5", "spec.schedule defaults to cronjob.schedule");
+    assert_eq!(check.spec.timeout_seconds, 300);
+    assert_eq!(check.spec.targets.kubernetes[0].namespaces.exclude, ["kube-system"]);
+    morningcheck::validate::validate(&check.spec, "ops").unwrap_or_else(|e| panic!("{:?}", e.problems));
+    assert_eq!(kc.current_context.as_deref(), Some("in-cluster"));
+    let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+    assert_eq!(cluster.server.as_deref(), Some("https://kubernetes.default.svc"));
+    assert_eq!(cluster.certificate_authority.as_deref(), Some("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"));
+    let user = kc.auth_infos[0].auth_info.as_ref().unwrap();
+    assert_eq!(user.token_file.as_deref(), Some("/var/run/secrets/kubernetes.io/serviceaccount/token"));
+    assert!(user.token.is_none() && user.exec.is_none());
+
+    // Values reach it.
+    let all = docs(&render(
+        "mc",
+        "ops",
+        &[
+            "--set",
+            "cronjob.enabled=true,cronjob.timeZone=Europe/Berlin,cronjob.failOn=warning,cronjob.extraArgs={-o,json}",
+            "--set",
+            "cronjob.check.schedule=@daily,cronjob.extraEnv[0].name=AWS_REGION,cronjob.extraEnv[0].value=eu-west-1",
+        ],
+    ));
+    let cj = one(&all, "CronJob");
+    assert_eq!(cj["spec"]["timeZone"], "Europe/Berlin");
+    let c = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(strings(&c["args"]), ["run", "-f", "/config/check.yaml", "--fail-on", "warning", "-o", "json"]);
+    assert_eq!(env_value(c, "AWS_REGION").unwrap()["value"], "eu-west-1");
+    assert_eq!(run_config(&all).0.spec.schedule, "@daily", "a schedule in the check is kept");
+    let all = docs(&render("mc", "ops", &["--set", "cronjob.enabled=true", "--set-string", "cronjob.failOn="]));
+    let c = &one(&all, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(strings(&c["args"]), ["run", "-f", "/config/check.yaml"], "no --fail-on: only failed targets fail");
+
+    // CronJob is batch/v1beta1 before Kubernetes 1.21.
+    let old = docs(&render("mc", "ops", &["--set", "cronjob.enabled=true", "--kube-version", "v1.20.2"]));
+    assert_eq!(one(&old, "CronJob")["apiVersion"], "batch/v1beta1");
+
+    let err = try_render("mc", "ops", &["--set", "cronjob.failOn=sometimes"]).unwrap_err();
+    assert!(err.contains("is not one of"), "{err}");
+    let err = try_render("mc", "ops", &["--set", "cronjob.schedul=x"]).unwrap_err();
+    assert!(err.contains("\"schedul\" is not allowed"), "{err}");
+}
+
+/// With `controller.enabled=false` the release is the CronJob alone: no Deployment,
+/// Service, Lease or controller rights, only what `morningcheck run` reads.
+#[test]
+fn cronjob_instead_of_the_operator_renders_only_what_it_needs() {
+    let all = docs(&render("mc", "ops", &["--set", "cronjob.enabled=true,controller.enabled=false,replicaCount=3"]));
+    let want: BTreeSet<String> =
+        ["ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "CronJob"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    assert_eq!(kinds(&all), want);
+    let expected: BTreeSet<_> = [
+        grant("", "nodes", "list"),
+        grant("", "pods", "list"),
+        grant("", "events", "list"),
+        grant("apps", "deployments", "list"),
+        grant("apps", "statefulsets", "list"),
+        grant("apps", "daemonsets", "list"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(grants(&of_kind(&all, "ClusterRole")), expected, "the checks' reads and nothing else");
+    let roles = of_kind(&all, "Role");
+    assert_eq!(roles.len(), 1, "no Lease Role without the operator");
+    assert_eq!(grants(&roles), [grant("", "secrets", "get")].into_iter().collect());
+    assert_eq!(roles[0]["metadata"]["namespace"], "ops");
+    for kind in ["ClusterRoleBinding", "RoleBinding"] {
+        for b in of_kind(&all, kind) {
+            assert_eq!(
+                b["subjects"],
+                json!([{"kind": "ServiceAccount", "name": "mc-morningcheck", "namespace": "ops"}])
+            );
+        }
+    }
+    let pod = &one(&all, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], one(&all, "ServiceAccount")["metadata"]["name"]);
+
+    let notes = render("mc", "ops", &["--notes", "--set", "cronjob.enabled=true,controller.enabled=false"]);
+    assert!(notes.contains("create job --from=cronjob/mc-morningcheck-run"), "{notes}");
+    assert!(!notes.contains("rollout status"), "{notes}");
+
+    let err = try_render("mc", "ops", &["--set", "controller.enabled=false"]).unwrap_err();
+    assert!(err.contains("nothing to run"), "{err}");
+    let err = try_render(
+        "mc",
+        "ops",
+        &[
+            "-a",
+            "monitoring.coreos.com/v1",
+            "--set",
+            "controller.enabled=false,cronjob.enabled=true,serviceMonitor.enabled=true",
+        ],
+    )
+    .unwrap_err();
+    assert!(err.contains("serviceMonitor.enabled needs controller.enabled"), "{err}");
+}
+
+/// deploy/cronjob.yaml is the chart's CronJob, written out: the same Job and pod, the same
+/// kubeconfig, the same rights (with the Secret named), every rule commented.
+#[test]
+fn deploy_cronjob_is_the_charts_cronjob() {
+    let text = read("deploy/cronjob.yaml");
+    let standalone = docs(&text);
+    let chart = docs(&render(
+        "morningcheck",
+        "morningcheck",
+        &["--set", "cronjob.enabled=true,controller.enabled=false,rbac.secretNames={slack-webhook}"],
+    ));
+    let mut want = kinds(&chart);
+    want.insert("Namespace".into());
+    assert_eq!(kinds(&standalone), want);
+    assert_eq!(standalone[0]["kind"], "Namespace", "the Namespace first");
+    assert_eq!(standalone[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
+    for d in &standalone[1..] {
+        let ns = &d["metadata"]["namespace"];
+        assert!(ns.is_null() || ns == "morningcheck", "{} in namespace {ns}", d["kind"]);
+    }
+
+    let (a, b) = (one(&standalone, "CronJob"), one(&chart, "CronJob"));
+    assert_eq!(a["apiVersion"], b["apiVersion"]);
+    let scheduling = |cj: &Value| {
+        let mut s = cj["spec"].clone();
+        s.as_object_mut().unwrap().remove("jobTemplate");
+        s
+    };
+    assert_eq!(scheduling(a), scheduling(b));
+    let job = |cj: &Value| {
+        let mut j = cj["spec"]["jobTemplate"]["spec"].clone();
+        j["template"]["metadata"] = Value::Null;
+        j["template"]["spec"]["serviceAccountName"] = Value::Null;
+        j
+    };
+    assert_eq!(job(a), job(b), "the Job and its pod");
+    let (sa, cm) = (one(&standalone, "ServiceAccount"), one(&standalone, "ConfigMap"));
+    let pod = &a["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], sa["metadata"]["name"]);
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], cm["metadata"]["name"]);
+    assert_eq!(cm["data"]["kubeconfig"], one(&chart, "ConfigMap")["data"]["kubeconfig"]);
+
+    // The same rights, bound to its own ServiceAccount.
+    assert_eq!(grants(&of_kind(&standalone, "ClusterRole")), grants(&of_kind(&chart, "ClusterRole")));
+    assert_eq!(grants(&of_kind(&standalone, "Role")), grants(&of_kind(&chart, "Role")));
+    assert_eq!(strings(&one(&standalone, "Role")["rules"][0]["resourceNames"]), ["slack-webhook"]);
+    for kind in ["ClusterRoleBinding", "RoleBinding"] {
+        let b = one(&standalone, kind);
+        assert_eq!(
+            b["subjects"],
+            json!([{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "morningcheck"}])
+        );
+        assert_eq!(b["roleRef"]["name"], one(&standalone, kind.trim_end_matches("Binding"))["metadata"]["name"]);
+    }
+    assert_eq!(assert_rules_commented("deploy/cronjob.yaml", &text), 4);
+
+    // Its MorningCheck is valid, and names the Secret the Role lets it read.
+    let (check, _) = run_config(&standalone);
+    let ns = check.metadata.namespace.clone().unwrap();
+    assert_eq!(ns, "morningcheck");
+    morningcheck::validate::validate(&check.spec, &ns).unwrap_or_else(|e| panic!("{:?}", e.problems));
+    assert_eq!(check.spec.slack.as_ref().unwrap().webhook_secret_ref.name, "slack-webhook");
+}
+
+// ---------------------------------------------------------------------------------------
 // On the test apiserver
 
 /// Deletes the cluster-scoped objects of a test release when dropped (namespaced ones go
@@ -962,4 +1204,67 @@ async fn the_binary_accepts_the_deployments_configuration() {
     let first = logs.lines().next().unwrap_or_else(|| panic!("no log lines"));
     let line: Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {first}"));
     assert!(line["level"].is_string() && line["fields"].is_object(), "{first}");
+}
+
+/// The chart in CronJob mode, rendered for the test apiserver's version (CronJob is
+/// batch/v1beta1 before 1.21), installs for real, and its ServiceAccount may read what the
+/// checks read and nothing the operator alone needs.
+#[tokio::test]
+async fn the_cronjob_chart_installs_on_the_test_apiserver() {
+    let client = admin().await;
+    let ns = TestNamespace::new(&client, "chartcron").await;
+    let release = ns.name.clone();
+    let version = client.apiserver_version().await.expect("server version");
+    let minor: String = version.minor.chars().take_while(char::is_ascii_digit).collect();
+    let kube_version = format!("v{}.{minor}.0", version.major);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("release.yaml");
+    let rendered = render(
+        &release,
+        &ns.name,
+        &["--kube-version", &kube_version, "--set", "cronjob.enabled=true,controller.enabled=false"],
+    );
+    std::fs::write(&manifest, &rendered).unwrap();
+    let _cleanup = ClusterScoped(manifest.clone());
+    let out = kubectl(&["apply", "--dry-run=server", "-f", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "server-side dry run:\n{}", text(&out));
+    let out = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "kubectl apply:\n{}", text(&out));
+    let fullname = format!("{release}-morningcheck");
+    assert!(text(&out).contains(&format!("cronjob.batch/{fullname}-run created")), "{}", text(&out));
+
+    // What the apiserver stored: the restricted pod of the Job template, and the ConfigMap.
+    let out = kubectl(&["-n", &ns.name, "get", "cronjob", &format!("{fullname}-run"), "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cj: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cj["spec"]["concurrencyPolicy"], "Forbid");
+    let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(strings(&pod["containers"][0]["securityContext"]["capabilities"]["drop"]), ["ALL"]);
+    let out = kubectl(&["-n", &ns.name, "get", "configmap", &format!("{fullname}-run"), "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(Api::<Deployment>::namespaced(client.clone(), &ns.name).get_opt(&fullname).await.unwrap().is_none());
+
+    let sa = format!("system:serviceaccount:{}:{fullname}", ns.name);
+    let n = ns.name.as_str();
+    #[rustfmt::skip]
+    let table = [
+        ("list", "", "pods", "", "", true),
+        ("list", "", "events", "", "", true),
+        ("list", "", "nodes", "", "", true),
+        ("list", "apps", "deployments", "", "", true),
+        ("list", "apps", "statefulsets", "", "", true),
+        ("list", "apps", "daemonsets", "", "", true),
+        ("get", "", "secrets", n, "slack-webhook", true),
+        ("list", "", "secrets", n, "", false),
+        ("get", "", "configmaps", n, "x", false),
+        // Nothing only the operator needs.
+        ("list", "morningcheck.io", "morningchecks", "", "", false),
+        ("patch", "morningcheck.io", "morningchecks/status", n, "x", false),
+        ("create", "events.k8s.io", "events", n, "", false),
+        ("create", "coordination.k8s.io", "leases", n, "", false),
+        ("create", "batch", "jobs", n, "", false),
+    ];
+    assert_access(&client, &sa, &table).await;
 }

@@ -69,10 +69,15 @@ async fn client_for(target: &KubernetesTarget, ctx: &RunContext) -> Result<Clien
         LocalCluster::Client(c) => Ok(c.clone()),
         LocalCluster::Kubeconfig { default_context } => {
             let context = target.context.clone().or_else(|| default_context.clone());
-            let opts = KubeConfigOptions { context: context.clone(), ..Default::default() };
-            let mut config = Config::from_kubeconfig(&opts).await.map_err(|e| {
-                config_error(format!("kubeconfig context {}: {e}", context.as_deref().unwrap_or("(current)")))
-            })?;
+            let mut config = match &context {
+                Some(c) => {
+                    let opts = KubeConfigOptions { context: Some(c.clone()), ..Default::default() };
+                    Config::from_kubeconfig(&opts).await.map_err(|e| config_error(format!("kubeconfig context {c}: {e}")))?
+                }
+                // No context named: the current one, or the pod's service account inside a
+                // cluster (a CronJob), as kubectl does.
+                None => Config::infer().await.map_err(|e| config_error(format!("no Kubernetes configuration: {e}")))?,
+            };
             config.connect_timeout = Some(CONNECT_TIMEOUT);
             Client::try_from(config).map_err(|e| kube_error(&e, "build client"))
         }

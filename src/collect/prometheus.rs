@@ -1,12 +1,519 @@
-//! Placeholder, replaced by the Prometheus issue.
-use super::RunContext;
-use crate::api::{Area, ErrorTier, PrometheusTarget};
-use crate::evaluate::TargetOutcome;
+//! Prometheus-compatible query APIs (Prometheus, Thanos, Mimir, VictoriaMetrics):
+//! `GET /api/v1/alerts` and named instant queries on `/api/v1/query`, all concurrently
+//! through one HTTP client per target.
+//!
+//! Connection errors (except TLS failures), 429 and 5xx answers are retried with full
+//! jitter inside the run's deadline, honouring Retry-After. A Prometheus error answer
+//! (`"status":"error"`, e.g. `bad_data`) is final: it becomes the error of that query
+//! alone, with Prometheus' own message. A connect or read timeout is not retried either:
+//! the peer already had its full time.
 
-pub async fn check(target: &PrometheusTarget, _ctx: &RunContext) -> TargetOutcome {
-    TargetOutcome::failed(
-        &target.name,
-        Area::Prometheus,
-        super::error(ErrorTier::Config, "Prometheus checks are not built yet"),
-    )
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Certificate, Client, RequestBuilder, Response, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use url::Url;
+
+use super::{RunContext, SecretSource, config_error, error, error_chain};
+use crate::api::{AlertFilter, Area, ErrorTier, Finding, PromQuery, PrometheusTarget, SecretKeyRef, TargetError};
+use crate::evaluate::TargetOutcome;
+use crate::evaluate::prometheus::{self as eval, AlertsData, QueryData};
+use crate::net::{Attempt, RetryPolicy, remaining, retry};
+
+/// Findings of one target written to the status (counts are always complete).
+const MAX_FINDINGS: usize = 50;
+/// Queries longer than this are sent as a POST form, not in the URL.
+const POST_ABOVE: usize = 2000;
+/// Queries in flight at once per target.
+const MAX_IN_FLIGHT: usize = 8;
+/// Largest answer read; a bigger one is an error rather than a memory spike.
+const MAX_BODY: usize = 64 << 20;
+/// Characters of a non-Prometheus error body quoted in a message.
+const SNIPPET: usize = 200;
+
+/// Checks one endpoint: alerts and every query run concurrently; each part that fails is
+/// an error of its own (scope `alerts` or `query <name>`) and the others still count.
+pub async fn check(target: &PrometheusTarget, ctx: &RunContext) -> TargetOutcome {
+    let mut out = TargetOutcome::new(&target.name, Area::Prometheus, MAX_FINDINGS);
+    out.insecure = target.insecure_skip_tls_verify;
+    let prom = match Prom::new(target, ctx).await {
+        Ok(p) => p,
+        Err(e) => {
+            out.errors.push(e);
+            return out;
+        }
+    };
+    out.scope = Some(prom.endpoint());
+    let alerts = async { if target.alerts.enabled { Some(prom.alerts(&target.alerts).await) } else { None } };
+    // Collected first: a stream holding the closure trips the compiler's Send inference.
+    let pending: Vec<_> = target.queries.iter().map(|q| prom.query(q)).collect();
+    let queries = futures::stream::iter(pending).buffered(MAX_IN_FLIGHT).collect();
+    let (alerts, queries): (_, Vec<Part>) = tokio::join!(alerts, queries);
+    if !target.queries.is_empty() {
+        out.facts.insert("queries".into(), target.queries.len() as u64);
+        out.facts.insert("querySeries".into(), 0);
+    }
+    for part in alerts.into_iter().chain(queries) {
+        for (fact, n) in part.facts {
+            *out.facts.entry(fact.to_string()).or_default() += n;
+        }
+        out.sink.extend(part.findings);
+        out.errors.extend(part.error);
+    }
+    out
+}
+
+/// Findings, facts and the error of the alerts or of one query.
+#[derive(Default)]
+struct Part {
+    findings: Vec<Finding>,
+    facts: BTreeMap<&'static str, u64>,
+    error: Option<TargetError>,
+}
+
+impl Part {
+    fn failed(scope: String, mut e: TargetError) -> Self {
+        e.scope = Some(scope);
+        Self { error: Some(e), ..Self::default() }
+    }
+}
+
+enum Auth {
+    None,
+    Bearer(String),
+    Basic { username: String, password: String },
+}
+
+/// One endpoint: its client, base URL and credentials.
+struct Prom {
+    client: Client,
+    base: Url,
+    auth: Auth,
+    deadline: Instant,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+}
+
+impl Prom {
+    async fn new(target: &PrometheusTarget, ctx: &RunContext) -> Result<Self, TargetError> {
+        let base = base_url(&target.url).map_err(config_error)?;
+        let auth = auth(target, ctx).await?;
+        let seconds = |s: i64| Duration::from_secs(s.max(1) as u64);
+        let connect_timeout = ctx.connect_timeout.unwrap_or_else(|| seconds(target.connect_timeout_seconds));
+        let read_timeout = seconds(target.read_timeout_seconds);
+        let mut builder = Client::builder()
+            .connect_timeout(connect_timeout)
+            .read_timeout(read_timeout)
+            .user_agent(concat!("morningcheck/", env!("CARGO_PKG_VERSION")));
+        if let Some(r) = &target.ca_secret_ref {
+            builder = builder.tls_certs_merge(ca_bundle(&ctx.secrets, r).await?);
+        }
+        if target.insecure_skip_tls_verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let client =
+            builder.build().map_err(|e| config_error(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        Ok(Self { client, base, auth, deadline: ctx.deadline, connect_timeout, read_timeout })
+    }
+
+    /// The endpoint for the status: scheme, host and path, never credentials or query.
+    fn endpoint(&self) -> String {
+        format!("{}{}", self.base.origin().ascii_serialization(), self.base.path().trim_end_matches('/'))
+    }
+
+    async fn alerts(&self, filter: &AlertFilter) -> Part {
+        let scope = || "alerts".to_string();
+        let rules = match eval::AlertRules::new(filter) {
+            Ok(r) => r,
+            Err(m) => return Part::failed(scope(), config_error(m)),
+        };
+        let data: AlertsData = match self.fetch("api/v1/alerts", &[]).await {
+            Ok(d) => d,
+            Err(e) => return Part::failed(scope(), e),
+        };
+        let s = eval::alert_findings(&data.alerts, &rules);
+        let facts = BTreeMap::from([
+            ("alertsFiring", s.firing),
+            ("alertsPending", s.pending),
+            ("alertsBelowMinSeverity", s.below_min),
+            ("alertsExcluded", s.excluded),
+        ]);
+        Part { findings: s.findings, facts, error: None }
+    }
+
+    async fn query(&self, q: &PromQuery) -> Part {
+        let scope = || format!("query {}", q.name);
+        let resolved = match eval::resolve(q) {
+            Ok(r) => r,
+            Err(m) => return Part::failed(scope(), config_error(m)),
+        };
+        let timeout = format!("{}s", self.read_timeout.as_secs());
+        let params = [("query", resolved.query.as_str()), ("timeout", timeout.as_str())];
+        let data: QueryData = match self.fetch("api/v1/query", &params).await {
+            Ok(d) => d,
+            Err(e) => return Part::failed(scope(), e),
+        };
+        match eval::query_findings(&resolved, &data) {
+            Ok(o) => Part { findings: o.findings, facts: BTreeMap::from([("querySeries", o.series)]), error: None },
+            Err(m) => Part::failed(scope(), error(ErrorTier::BadRequest, m)),
+        }
+    }
+
+    /// Calls one API path with retries and returns the answer's `data`.
+    async fn fetch<T: DeserializeOwned>(&self, path: &str, params: &[(&str, &str)]) -> Result<T, TargetError> {
+        let url = self.base.join(path).map_err(|e| config_error(format!("{path}: {e}")))?;
+        let post = params.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>() > POST_ABOVE;
+        retry(RetryPolicy::default(), self.deadline, |_| self.attempt(&url, params, post)).await
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        params: &[(&str, &str)],
+        post: bool,
+    ) -> Attempt<T, TargetError> {
+        let req =
+            if post { self.client.post(url.clone()).form(params) } else { self.client.get(url.clone()).query(params) };
+        let resp = match self.authorize(req).timeout(remaining(self.deadline)).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let again = transient(&e);
+                let err = self.transport_error(e);
+                return if again { Attempt::Retry(err, None) } else { Attempt::Fail(err) };
+            }
+        };
+        let status = resp.status();
+        let wait = retry_after(resp.headers());
+        match read_body(resp).await {
+            Ok(body) => answer(status, wait, &body),
+            Err(BodyError::Transport(e)) => Attempt::Fail(self.transport_error(e)),
+            Err(BodyError::TooLarge) => {
+                Attempt::Fail(error(ErrorTier::Api, format!("answer larger than {} MiB", MAX_BODY >> 20)))
+            }
+        }
+    }
+
+    fn authorize(&self, req: RequestBuilder) -> RequestBuilder {
+        match &self.auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Basic { username, password } => req.basic_auth(username, Some(password)),
+        }
+    }
+
+    /// A failure to connect or to read, worded by what timed out.
+    fn transport_error(&self, e: reqwest::Error) -> TargetError {
+        let host = self.base.origin().ascii_serialization();
+        let message = if Instant::now() >= self.deadline {
+            format!("{host}: the run's deadline passed before it answered")
+        } else if e.is_timeout() && e.is_connect() {
+            format!("{host}: no connection within the connect timeout of {}s", self.connect_timeout.as_secs())
+        } else if e.is_timeout() {
+            format!("{host}: no answer within the read timeout of {}s", self.read_timeout.as_secs())
+        } else {
+            // The URL is left out: the host is named, and the path is not the problem.
+            format!("{host}: {}", error_chain(&e.without_url()))
+        };
+        error(ErrorTier::Unreachable, message)
+    }
+}
+
+/// Credentials of a target, read from its Secrets (validation allows one kind only).
+async fn auth(target: &PrometheusTarget, ctx: &RunContext) -> Result<Auth, TargetError> {
+    let Some(a) = &target.auth else { return Ok(Auth::None) };
+    if let Some(b) = &a.basic {
+        let password = ctx.secrets.get_string(&b.password_secret_ref).await?;
+        return Ok(Auth::Basic { username: b.username.clone(), password });
+    }
+    match &a.bearer_token_secret_ref {
+        Some(r) => Ok(Auth::Bearer(ctx.secrets.get_string(r).await?)),
+        None => Ok(Auth::None),
+    }
+}
+
+/// The PEM certificates of a CA bundle Secret, trusted on top of the system's.
+async fn ca_bundle(secrets: &SecretSource, r: &SecretKeyRef) -> Result<Vec<Certificate>, TargetError> {
+    let what = format!("CA bundle in Secret {} key {:?}", r.name, r.key);
+    let pem = secrets.get(r).await?;
+    let certs = Certificate::from_pem_bundle(&pem).map_err(|e| config_error(format!("{what}: {}", error_chain(&e))))?;
+    if certs.is_empty() {
+        return Err(config_error(format!("{what} holds no PEM certificate")));
+    }
+    Ok(certs)
+}
+
+/// Base URL with a trailing slash, so `api/v1/...` joins under its path prefix.
+fn base_url(raw: &str) -> Result<Url, String> {
+    let mut u = Url::parse(raw).map_err(|e| format!("url {:?}: {e}", crate::net::redact_urls(raw)))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+        return Err(format!("url {:?} is not an http(s) URL", crate::net::redact_urls(raw)));
+    }
+    u.set_query(None);
+    u.set_fragment(None);
+    if !u.path().ends_with('/') {
+        let path = format!("{}/", u.path());
+        u.set_path(&path);
+    }
+    Ok(u)
+}
+
+/// Connection errors are worth another try, except timeouts (the peer had its time)
+/// and TLS failures (a certificate does not fix itself).
+fn transient(e: &reqwest::Error) -> bool {
+    !e.is_timeout() && (e.is_connect() || e.is_request()) && !is_tls(e)
+}
+
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if c.is::<rustls::Error>() {
+            return true;
+        }
+        // An io::Error hides what it wraps from source() (and may wrap another io::Error).
+        cur = match c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    false
+}
+
+/// The wait a 429 or 503 asks for: delay-seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let wait = at.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+enum BodyError {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+async fn read_body(mut resp: Response) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Every answer of the Prometheus HTTP API: `data` on success, `errorType` and `error`
+/// otherwise.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<T> {
+    status: String,
+    data: Option<T>,
+    error_type: Option<String>,
+    error: Option<String>,
+}
+
+/// Turns one HTTP answer into what the retry loop should do with it.
+fn answer<T: DeserializeOwned>(status: StatusCode, wait: Option<Duration>, body: &[u8]) -> Attempt<T, TargetError> {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Attempt::Retry(error(ErrorTier::Throttled, status_message(status, body)), wait);
+    }
+    if status.is_success() {
+        return match serde_json::from_slice::<Envelope<T>>(body) {
+            Ok(Envelope { status: s, data: Some(d), .. }) if s == "success" => Attempt::Done(d),
+            Ok(env) if env.status == "error" => Attempt::Fail(prometheus_error(status, &env)),
+            Ok(_) => Attempt::Fail(error(ErrorTier::Api, "not a Prometheus API answer: no data")),
+            Err(e) => Attempt::Fail(error(ErrorTier::Api, format!("not a Prometheus API answer: {e}"))),
+        };
+    }
+    if let Ok(env) = serde_json::from_slice::<Envelope<serde::de::IgnoredAny>>(body)
+        && env.status == "error"
+    {
+        return Attempt::Fail(prometheus_error(status, &env));
+    }
+    let e = error(tier_of(status), status_message(status, body));
+    if status.is_server_error() { Attempt::Retry(e, wait) } else { Attempt::Fail(e) }
+}
+
+fn tier_of(status: StatusCode) -> ErrorTier {
+    match status.as_u16() {
+        401 => ErrorTier::Unauthorized,
+        403 => ErrorTier::Forbidden,
+        429 => ErrorTier::Throttled,
+        400 | 422 => ErrorTier::BadRequest,
+        _ => ErrorTier::Api,
+    }
+}
+
+/// Prometheus' own error, e.g. `bad_data: invalid parameter "query": 1:5: parse error: ...`.
+fn prometheus_error<T>(status: StatusCode, env: &Envelope<T>) -> TargetError {
+    let kind = env.error_type.as_deref().unwrap_or("error");
+    let tier = match kind {
+        "bad_data" | "execution" => ErrorTier::BadRequest,
+        _ => tier_of(status),
+    };
+    error(tier, format!("{kind}: {}", env.error.as_deref().unwrap_or("no message")))
+}
+
+/// `401 Unauthorized: <what the body says>`, with a hint where the status alone misleads.
+fn status_message(status: StatusCode, body: &[u8]) -> String {
+    let mut m = status.to_string();
+    let said = snippet(body);
+    if !said.is_empty() {
+        m.push_str(": ");
+        m.push_str(&said);
+    }
+    if status == StatusCode::NOT_FOUND {
+        m.push_str(" (is the URL, with its path prefix, that of a Prometheus-compatible API?)");
+    }
+    m
+}
+
+/// The useful part of an error body: a JSON `error` or `message`, else its first words.
+fn snippet(body: &[u8]) -> String {
+    let text = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| ["error", "message"].iter().find_map(|k| v.get(*k)?.as_str().map(str::to_string)))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match words.char_indices().nth(SNIPPET) {
+        Some((i, _)) => format!("{}…", &words[..i]),
+        None => words,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn outcome(
+        a: Attempt<serde_json::Value, TargetError>,
+    ) -> (&'static str, Option<ErrorTier>, String, Option<Duration>) {
+        match a {
+            Attempt::Done(v) => ("done", None, v.to_string(), None),
+            Attempt::Fail(e) => ("fail", Some(e.tier), e.message, None),
+            Attempt::Retry(e, w) => ("retry", Some(e.tier), e.message, w),
+        }
+    }
+
+    fn run(status: u16, body: &str) -> (&'static str, Option<ErrorTier>, String, Option<Duration>) {
+        outcome(answer(StatusCode::from_u16(status).unwrap(), Some(Duration::from_secs(2)), body.as_bytes()))
+    }
+
+    #[test]
+    fn path_prefixes_are_kept() {
+        for raw in ["http://p:9090/prom", "http://p:9090/prom/", "http://p:9090/prom?x=1#f"] {
+            assert_eq!(
+                base_url(raw).unwrap().join("api/v1/alerts").unwrap().as_str(),
+                "http://p:9090/prom/api/v1/alerts"
+            );
+        }
+        assert_eq!(base_url("https://p").unwrap().join("api/v1/query").unwrap().as_str(), "https://p/api/v1/query");
+        assert_eq!(base_url("ftp://p").unwrap_err(), "url \"ftp://p\" is not an http(s) URL");
+        assert!(base_url("not a url").is_err());
+    }
+
+    fn ctx(connect_timeout: Option<Duration>) -> RunContext {
+        let values = [(("pw".to_string(), "k".to_string()), b"secret\n".to_vec())].into_iter().collect();
+        RunContext {
+            now: jiff::Timestamp::now(),
+            deadline: Instant::now() + Duration::from_secs(30),
+            secrets: SecretSource::Static { namespace: "mc".into(), values: std::sync::Arc::new(values) },
+            local: super::super::LocalCluster::Kubeconfig { default_context: None },
+            connect_timeout,
+            aws_env: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn timeouts_auth_and_endpoint_come_from_the_target_and_the_run() {
+        let t: PrometheusTarget = serde_json::from_value(serde_json::json!({
+            "name": "p", "url": "https://user:pass@prom.example:9443/prom/?tenant=x", "readTimeoutSeconds": 7,
+            "auth": {"basic": {"username": "u", "passwordSecretRef": {"name": "pw", "key": "k"}}},
+        }))
+        .unwrap();
+        let p = Prom::new(&t, &ctx(None)).await.unwrap();
+        assert_eq!((p.connect_timeout, p.read_timeout), (Duration::from_secs(5), Duration::from_secs(7)));
+        assert!(matches!(&p.auth, Auth::Basic { username, password } if username == "u" && password == "secret"));
+        assert_eq!(p.endpoint(), "https://prom.example:9443/prom");
+        let p = Prom::new(&t, &ctx(Some(Duration::from_secs(2)))).await.unwrap();
+        assert_eq!(p.connect_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn success_and_prometheus_errors() {
+        assert_eq!(run(200, r#"{"status":"success","data":{"a":1}}"#), ("done", None, r#"{"a":1}"#.into(), None));
+        let bad = r#"{"status":"error","errorType":"bad_data","error":"parse error: unclosed left parenthesis"}"#;
+        assert_eq!(
+            run(400, bad),
+            ("fail", Some(ErrorTier::BadRequest), "bad_data: parse error: unclosed left parenthesis".into(), None)
+        );
+        // A Prometheus error answer is final, even on a 5xx.
+        let timeout = r#"{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}"#;
+        assert_eq!(run(503, timeout).0, "fail");
+        assert_eq!(run(503, timeout).2, "timeout: query timed out in expression evaluation");
+        assert_eq!(run(200, "<html>").1, Some(ErrorTier::Api));
+    }
+
+    #[test]
+    fn statuses_are_told_apart() {
+        assert_eq!(
+            run(401, "Unauthorized\n"),
+            ("fail", Some(ErrorTier::Unauthorized), "401 Unauthorized: Unauthorized".into(), None)
+        );
+        assert_eq!(
+            run(403, r#"{"kind":"Status","message":"alerts is forbidden"}"#),
+            ("fail", Some(ErrorTier::Forbidden), "403 Forbidden: alerts is forbidden".into(), None)
+        );
+        assert_eq!(
+            run(429, "slow down"),
+            (
+                "retry",
+                Some(ErrorTier::Throttled),
+                "429 Too Many Requests: slow down".into(),
+                Some(Duration::from_secs(2))
+            )
+        );
+        assert_eq!(
+            run(502, "bad gateway"),
+            ("retry", Some(ErrorTier::Api), "502 Bad Gateway: bad gateway".into(), Some(Duration::from_secs(2)))
+        );
+        let (kind, tier, msg, _) = run(404, "404 page not found");
+        assert_eq!((kind, tier), ("fail", Some(ErrorTier::Api)));
+        assert_eq!(
+            msg,
+            "404 Not Found: 404 page not found (is the URL, with its path prefix, that of a Prometheus-compatible API?)"
+        );
+    }
+
+    #[test]
+    fn long_bodies_are_cut() {
+        let s = snippet("word ".repeat(100).as_bytes());
+        assert_eq!(s.chars().count(), SNIPPET + 1);
+        assert!(s.ends_with('…'));
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
+        let date = jiff::fmt::rfc2822::to_string(&later.to_zoned(jiff::tz::TimeZone::UTC)).unwrap();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
+        let wait = retry_after(&h).unwrap();
+        assert!(wait > Duration::from_secs(115) && wait <= Duration::from_secs(120), "{wait:?}");
+    }
 }

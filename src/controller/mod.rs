@@ -170,6 +170,10 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
     let mut st = mc.status.clone().unwrap_or_default();
     let before = st.clone();
     st.observed_generation = generation;
+    // Every write computed from this (possibly stale) copy is conditional on its version:
+    // a stale copy gets a conflict and a fresh reconcile, never overwrites newer status.
+    let rv = mc.resource_version();
+    let mut notes = Vec::new();
 
     // 1. Validate: an invalid spec waits for a change, it never hot-loops.
     let schedule = match validate(&mc.spec, &ns) {
@@ -179,7 +183,7 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
             let changed = set_condition(&mut st.conditions, READY, false, invalid.reason, &message, now, generation);
             st.next_schedule_time = None;
             if st != before {
-                apply_status(&api, &mc, &st, None).await?;
+                apply_status(&api, &mc, &st, rv.as_deref()).await?;
             }
             if changed {
                 ctx.event(&mc, EventType::Warning, "InvalidSpec", "Validate", format!("{}: {message}", invalid.reason))
@@ -190,7 +194,7 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
     };
 
     // 2. A run or a Slack post a previous process left unfinished is recorded, not repeated.
-    recover(&mc, &ctx, &mut st, now).await;
+    recover(&mc, &mut st, now, &mut notes);
 
     // 3. Plan.
     let cursor =
@@ -227,7 +231,7 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
         generation,
     );
     if let Some(slot) = plan.missed {
-        missed(&mc, &ctx, &mut st, slot, now).await;
+        missed(&mc, &mut st, slot, now, &mut notes);
     }
 
     let token = mc.annotations().get(RUN_NOW_ANNOTATION).filter(|t| !t.is_empty()).cloned();
@@ -238,7 +242,8 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
     };
     let Some(trigger) = trigger else {
         if st != before {
-            apply_status(&api, &mc, &st, None).await?;
+            apply_status(&api, &mc, &st, rv.as_deref()).await?;
+            publish(&mc, &ctx, notes).await;
         }
         return Ok(requeue(plan.next, now));
     };
@@ -248,8 +253,8 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
 
     // 4. Claim the slot before any work: a restart sees it and never runs it again.
     let active = claim(&mut st, &trigger, now);
-    let rv = mc.resource_version();
     let claimed = apply_status(&api, &mc, &st, rv.as_deref()).await?;
+    publish(&mc, &ctx, notes).await;
     let permit = ctx.run_permits.clone().acquire_owned().await.expect("semaphore never closed");
     run::execute(&api, &claimed, &ctx, active, st).await?;
     drop(permit);
@@ -285,25 +290,35 @@ fn sanitize(token: &str) -> String {
     token.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').take(63).collect()
 }
 
-async fn missed(mc: &MorningCheck, ctx: &Context, st: &mut MorningCheckStatus, slot: Timestamp, now: Timestamp) {
+/// A Warning Event about a status change, published once the change is written.
+struct Note {
+    reason: &'static str,
+    action: &'static str,
+    text: String,
+}
+
+async fn publish(mc: &MorningCheck, ctx: &Context, notes: Vec<Note>) {
+    for n in notes {
+        if n.reason == "MissedSchedule" {
+            let labels = crate::metrics::CheckLabels { namespace: mc.namespace().unwrap_or_default(), name: mc.name_any() };
+            ctx.metrics.missed_schedules.get_or_create(&labels).inc();
+        }
+        ctx.event(mc, EventType::Warning, n.reason, n.action, n.text).await;
+    }
+}
+
+fn missed(mc: &MorningCheck, st: &mut MorningCheckStatus, slot: Timestamp, now: Timestamp, notes: &mut Vec<Note>) {
     st.last_missed_time = Some(Time(slot));
     let late = now.duration_since(slot).as_secs();
     let deadline = mc.spec.starting_deadline_seconds.unwrap_or_default();
     let msg = format!("slot {slot} missed by {late}s, more than startingDeadlineSeconds {deadline}; skipped");
     set_condition(&mut st.conditions, SCHEDULED, false, "MissedSchedule", &msg, now, mc.metadata.generation);
-    ctx.metrics
-        .missed_schedules
-        .get_or_create(&crate::metrics::CheckLabels {
-            namespace: mc.namespace().unwrap_or_default(),
-            name: mc.name_any(),
-        })
-        .inc();
-    ctx.event(mc, EventType::Warning, "MissedSchedule", "Schedule", msg).await;
+    notes.push(Note { reason: "MissedSchedule", action: "Schedule", text: msg });
 }
 
 /// Records a run left in progress by a previous process as interrupted, and a Slack post
 /// left in flight as unknown: neither is repeated.
-async fn recover(mc: &MorningCheck, ctx: &Context, st: &mut MorningCheckStatus, now: Timestamp) {
+fn recover(mc: &MorningCheck, st: &mut MorningCheckStatus, now: Timestamp, notes: &mut Vec<Note>) {
     if let Some(active) = st.active_run.take() {
         warn!(run_id = %active.run_id, "run was interrupted by a controller restart; recording it, not repeating it");
         let report = status::interrupted_report(&active, now);
@@ -314,7 +329,7 @@ async fn recover(mc: &MorningCheck, ctx: &Context, st: &mut MorningCheckStatus, 
             active.run_id, active.slot.0
         );
         set_condition(&mut st.conditions, status::HEALTHY, false, "RunInterrupted", &msg, now, mc.metadata.generation);
-        ctx.event(mc, EventType::Warning, "RunFailed", "Run", msg).await;
+        notes.push(Note { reason: "RunFailed", action: "Run", text: msg });
     }
     if let Some(n) = st.notification.as_mut().filter(|n| n.outcome == "Sending") {
         let msg =
@@ -339,7 +354,12 @@ pub async fn crd_installed(client: &Client, namespace: Option<&str>) -> bool {
 }
 
 fn error_policy(mc: Arc<MorningCheck>, error: &Error, ctx: Arc<Context>) -> Action {
-    warn!(name = %mc.name_any(), namespace = ?mc.namespace(), %error, "reconcile failed");
+    if error.reason() == "Conflict" {
+        // Expected: the cached copy was older than the object; a fresh reconcile follows.
+        tracing::debug!(name = %mc.name_any(), "status write conflicted with a newer version; retrying");
+    } else {
+        warn!(name = %mc.name_any(), namespace = ?mc.namespace(), %error, "reconcile failed");
+    }
     ctx.metrics.reconcile_errors.get_or_create(&crate::metrics::ReasonLabels { reason: error.reason().into() }).inc();
     let wait = if error.reason() == "Conflict" { 1 } else { 10 };
     Action::requeue(Duration::from_secs(wait))

@@ -36,6 +36,16 @@ app.kubernetes.io/part-of: morningcheck
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* Labels of the CronJob's objects and pods (`morningcheck run`). */}}
+{{- define "morningcheck.runLabels" -}}
+helm.sh/chart: {{ include "morningcheck.chart" . }}
+{{ include "morningcheck.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: run
+app.kubernetes.io/part-of: morningcheck
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
 {{/* Labels that select the operator's pods. */}}
 {{- define "morningcheck.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "morningcheck.name" . }}
@@ -51,9 +61,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* "true" when leader election is on: by value, or with more than one replica. */}}
+{{/* "true" when the operator runs with leader election: by value, or with more than one replica. */}}
 {{- define "morningcheck.leaderElect" -}}
-{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
+{{- if and .Values.controller.enabled (or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1)) }}true{{ end }}
 {{- end }}
 
 {{/* The Lease's name. */}}

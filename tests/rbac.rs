@@ -1,0 +1,551 @@
+//! The chart's RBAC, proven on the RBAC-enforcing test apiserver: the chart is rendered
+//! and applied for real, and the controller binary runs in in-cluster mode with a token of
+//! the chart's ServiceAccount (TokenRequest), the apiserver's CA and the namespace at the
+//! in-cluster paths inside a private mount namespace (`unshare`), and no kubeconfig. A
+//! MorningCheck with every check (the cluster, cluster-wide; Prometheus with a query; EC2
+//! on moto; Slack to a receiver on loopback) runs without a single 403; then one rule at a
+//! time is removed and the next run fails exactly the check that needs it, and nothing else.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use common::{TestNamespace, admin, binary, eventually, var};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenReview};
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use morningcheck::api::{Area, ErrorTier, MorningCheck, MorningCheckStatus, RunResult, TargetReport};
+use serde_json::{Value, json};
+
+const CHART: &str = "charts/morningcheck";
+/// Where kube-rs (like every Kubernetes client) reads a pod's ServiceAccount.
+const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+const IDENTITY: &str = "morningcheck-rbac-proof";
+const CHECK: &str = "proof";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The chart renderer, built once by tools/helm-render/build.sh (as in tests/chart.rs).
+fn renderer() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = Command::new(repo().join("tools/helm-render/build.sh")).output().expect("run build.sh");
+        assert!(out.status.success(), "tools/helm-render/build.sh failed:\n{}", text(&out));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+fn render(release: &str, namespace: &str, args: &[&str]) -> String {
+    let out = Command::new(renderer()).arg(repo().join(CHART)).args([release, namespace]).args(args).output().unwrap();
+    assert!(out.status.success(), "render {args:?}:\n{}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn kubectl(args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .args(["--context", "admin"])
+        .args(args)
+        .env("KUBECONFIG", var("MC_KUBECONFIG"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("kubectl on PATH")
+}
+
+/// Deletes the release's objects (the cluster-scoped ones above all) when dropped.
+struct Release(PathBuf);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "--ignore-not-found", "--wait=false", "-f", self.0.to_str().unwrap()]);
+    }
+}
+
+/// The chart's CRD, applied idempotently (server-side apply, the field manager the other
+/// tests use for the same CRD), and served.
+async fn install_crd(client: &Client) {
+    let text = std::fs::read_to_string(repo().join(CHART).join("crds/morningcheck.yaml")).unwrap();
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).expect("the chart's CRD");
+    let name = crd.metadata.name.clone().unwrap();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    api.patch(&name, &PatchParams::apply("morningcheck-tests").force(), &Patch::Apply(&crd)).await.expect("CRD");
+    let mcs: Api<MorningCheck> = Api::all(client.clone());
+    eventually(30, "the CRD served", || {
+        let mcs = mcs.clone();
+        async move { mcs.list(&Default::default()).await.ok().map(|_| ()) }
+    })
+    .await;
+}
+
+/// A Slack stand-in on loopback: answers `ok` and keeps every body it receives.
+fn slack_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/services/T0/B0/rbacproof", listener.local_addr().unwrap());
+    let posts = Arc::new(Mutex::new(Vec::new()));
+    let store = posts.clone();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 16384];
+            // Headers, then as much body as Content-Length says.
+            let body = loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + len {
+                    let n = s.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                break Some(String::from_utf8_lossy(&buf[end + 4..]).to_string());
+            };
+            if let Some(body) = body {
+                store.lock().unwrap().push(body);
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+            );
+        }
+    });
+    (url, posts)
+}
+
+/// Mounts a tmpfs on the deepest existing directory of the ServiceAccount path (creating
+/// the rest inside it), copies the token, CA and namespace there, and execs the command.
+/// It runs in a private mount namespace: nothing is written to the host's file system and
+/// the mount vanishes with the process.
+const MOUNT_SERVICE_ACCOUNT: &str = r#"set -eu
+src="$1"; shift
+sa=/var/run/secrets/kubernetes.io/serviceaccount
+top="$sa"
+while [ ! -d "$top" ]; do top=$(dirname "$top"); done
+case "$top" in /|/var) echo "refusing to mount a tmpfs over $top" >&2; exit 97;; esac
+mount -n -t tmpfs -o size=1m,mode=0755 morningcheck-sa "$top"
+mkdir -p "$sa"
+cp "$src/token" "$src/ca.crt" "$src/namespace" "$sa/"
+exec "$@"
+"#;
+
+/// The controller process in in-cluster mode, killed when dropped.
+struct InCluster {
+    child: Child,
+    log: PathBuf,
+}
+
+impl InCluster {
+    fn start(files: &Path, args: &[String], log: PathBuf) -> Self {
+        let server = var("MC_KUBE_SERVER");
+        let port = server.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
+        let home = files.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", MOUNT_SERVICE_ACCOUNT, "sh"])
+            .arg(files)
+            .arg(binary())
+            .args(args)
+            // No KUBECONFIG, no ~/.kube: the in-cluster configuration is all there is.
+            .env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", &home)
+            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+            .env("KUBERNETES_SERVICE_PORT", &port)
+            // Static credentials for moto; the spec names none.
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("unshare");
+        Self { child, log }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for InCluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn can(client: &Client, user: &str, verb: &str, group: &str, resource: &str, ns: &str, name: &str) -> bool {
+    let sar: SubjectAccessReview = serde_json::from_value(json!({
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}"), "system:authenticated"],
+            "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": ns, "name": name},
+        }
+    }))
+    .unwrap();
+    let r = Api::<SubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &sar).await.unwrap();
+    r.status.unwrap().allowed
+}
+
+/// Waits until the authorizer has caught up with an RBAC change.
+async fn until_access(client: &Client, user: &str, (verb, group, resource, ns, name): Access<'_>, want: bool) {
+    let what = format!("{verb} {group}/{resource} {name} in {ns:?} to be {}", if want { "allowed" } else { "denied" });
+    eventually(30, &what, || async move {
+        (can(client, user, verb, group, resource, ns, name).await == want).then_some(())
+    })
+    .await;
+}
+
+type Access<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
+async fn annotate_run_now(api: &Api<MorningCheck>, token: &str) {
+    let patch = json!({"metadata": {"annotations": {"morningcheck.io/run-now": token}}});
+    api.patch(CHECK, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+}
+
+/// The status once the run for `token` finished and its Slack delivery is settled.
+async fn run_finished(api: &Api<MorningCheck>, token: &str) -> MorningCheckStatus {
+    let run_id = format!("run-now-{token}");
+    eventually(120, &format!("run {run_id} to finish and notify"), || {
+        let (api, run_id) = (api.clone(), run_id.clone());
+        async move {
+            let st = api.get(CHECK).await.ok()?.status?;
+            let done = st.last_run_now_token.as_deref() == Some(token)
+                && st.active_run.is_none()
+                && st.last_run.as_ref()?.run_id == run_id
+                && st.notification.as_ref().is_some_and(|n| n.run_id == run_id && n.outcome != "Sending");
+            done.then_some(st)
+        }
+    })
+    .await
+}
+
+fn target(st: &MorningCheckStatus, area: Area) -> &TargetReport {
+    let run = st.last_run.as_ref().expect("lastRun");
+    let found: Vec<_> = run.targets.iter().filter(|t| t.area == area).collect();
+    assert_eq!(found.len(), 1, "one {area:?} target in {:?}", run.targets.iter().map(|t| &t.name).collect::<Vec<_>>());
+    found[0]
+}
+
+fn condition<'a>(st: &'a MorningCheckStatus, type_: &str) -> &'a morningcheck::api::Condition {
+    st.conditions.iter().find(|c| c.type_ == type_).unwrap_or_else(|| panic!("no {type_} condition"))
+}
+
+fn fact(t: &TargetReport, name: &str) -> u64 {
+    *t.facts.get(name).unwrap_or_else(|| panic!("{} has no fact {name}: {:?}", t.name, t.facts))
+}
+
+fn assert_notified(st: &MorningCheckStatus, status: &str, reason: &str) {
+    let c = condition(st, "Notified");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), (status, reason), "Notified: {}", c.message);
+}
+
+/// Occurrences of the Events about the check with `reason` (the recorder folds repeats
+/// into a series).
+async fn occurrences(client: &Client, ns: &str, reason: &str) -> i32 {
+    events_about(client, ns, reason).await.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum()
+}
+
+/// Every target checked, no error of any tier.
+fn assert_no_target_errors(st: &MorningCheckStatus) {
+    let run = st.last_run.as_ref().unwrap();
+    assert_ne!(run.result, RunResult::Interrupted, "{}", run.run_id);
+    let errors: Vec<String> = run
+        .targets
+        .iter()
+        .flat_map(|t| t.errors.iter().map(move |e| format!("{}: {:?}: {}", t.name, e.tier, e.message)))
+        .collect();
+    assert!(errors.is_empty(), "target errors in {}:\n  {}", run.run_id, errors.join("\n  "));
+}
+
+/// The kubernetes target listed every kind of object: the list requests it made.
+fn list_requests(t: &TargetReport) -> BTreeMap<&'static str, u64> {
+    ["pods", "deployments", "statefulsets", "daemonsets", "nodes", "warningEvents"]
+        .into_iter()
+        .map(|k| (k, fact(t, &format!("{k}ListRequests"))))
+        .collect()
+}
+
+async fn events_about(client: &Client, ns: &str, reason: &str) -> Vec<KubeEvent> {
+    let list = Api::<KubeEvent>::namespaced(client.clone(), ns).list(&Default::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(CHECK))
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+fn post_count(posts: &Arc<Mutex<Vec<String>>>) -> usize {
+    posts.lock().unwrap().len()
+}
+
+#[tokio::test]
+async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
+    let probe = Command::new("unshare").args(["--mount", "--propagation", "private", "true"]).output();
+    let probe = probe.expect("unshare (util-linux) on PATH");
+    assert!(
+        probe.status.success(),
+        "this test needs a private mount namespace (run as root, or with CAP_SYS_ADMIN): {}",
+        text(&probe)
+    );
+
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "rbac").await;
+    let n = ns.name.as_str();
+    // The release is named after the namespace: its ClusterRoles and bindings are unique to this run.
+    let release = ns.name.clone();
+    let fullname = format!("{release}-morningcheck");
+    let sa_user = format!("system:serviceaccount:{n}:{fullname}");
+    let dir = tempfile::tempdir().unwrap();
+
+    // The chart, cluster-wide checks and Secrets of this namespace, applied for real.
+    let manifest = dir.path().join("release.yaml");
+    let rendered = render(&release, n, &["--set", &format!("rbac.secretNamespaces={{{n}}}")]);
+    std::fs::write(&manifest, &rendered).unwrap();
+    let _release = Release(manifest.clone());
+    let out = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "kubectl apply:\n{}", text(&out));
+    let out = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(out.status.success() && !text(&out).contains("created"), "apply is idempotent:\n{}", text(&out));
+    let deployment: Value = serde_saphyr::from_multiple::<Value>(&rendered)
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("the Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(deployment["spec"]["template"]["spec"]["serviceAccountName"], fullname.as_str());
+    let lease_name = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "MORNINGCHECK_LEASE_NAME")
+        .and_then(|e| e["value"].as_str())
+        .expect("the Deployment's Lease name")
+        .to_string();
+
+    // A token of the chart's ServiceAccount (TokenRequest), and the in-cluster files.
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
+    let issued: TokenRequest = Api::<ServiceAccount>::namespaced(client.clone(), n)
+        .create_subresource("token", &fullname, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest for the chart's ServiceAccount");
+    let token = issued.status.expect("token").token;
+    let review: TokenReview = serde_json::from_value(json!({"spec": {"token": token}})).unwrap();
+    let review = Api::<TokenReview>::all(client.clone()).create(&PostParams::default(), &review).await.unwrap();
+    let status = review.status.unwrap();
+    assert_eq!(status.authenticated, Some(true));
+    assert_eq!(status.user.unwrap().username.as_deref(), Some(sa_user.as_str()), "the token is the ServiceAccount's");
+    let files = dir.path().join("serviceaccount");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("token"), &token).unwrap();
+    std::fs::copy(var("MC_KUBE_CA"), files.join("ca.crt")).unwrap();
+    std::fs::write(files.join("namespace"), n).unwrap();
+
+    // The Slack webhook Secret, read by the controller in the MorningCheck's namespace.
+    let (webhook, posts) = slack_receiver();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "slack-webhook"}, "stringData": {"url": webhook}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), n).create(&PostParams::default(), &secret).await.unwrap();
+
+    // The controller, in-cluster, with leader election on the chart's Lease.
+    let metrics_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let args: Vec<String> = [
+        "controller",
+        "--watch-namespace",
+        n,
+        "--leader-elect",
+        "--lease-namespace",
+        n,
+        "--lease-name",
+        &lease_name,
+        "--identity",
+        IDENTITY,
+        "--metrics-addr",
+        &format!("127.0.0.1:{metrics_port}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let controller = InCluster::start(&files, &args, dir.path().join("controller.log"));
+    let leases: Api<Lease> = Api::namespaced(client.clone(), n);
+    let holder = eventually(60, "the controller to take the chart's Lease", || {
+        let (leases, lease_name) = (leases.clone(), lease_name.clone());
+        async move { leases.get_opt(&lease_name).await.ok()??.spec?.holder_identity }
+    })
+    .await;
+    assert_eq!(holder, IDENTITY, "controller log:\n{}", controller.logs());
+    assert!(
+        !Path::new(SA_DIR).join("token").exists(),
+        "the ServiceAccount files exist only inside the controller's mount namespace"
+    );
+
+    // A MorningCheck with every check, run now.
+    let mcs: Api<MorningCheck> = Api::namespaced(client.clone(), n);
+    let mc: MorningCheck = serde_json::from_value(json!({
+        "apiVersion": "morningcheck.io/v1alpha1", "kind": "MorningCheck",
+        "metadata": {"name": CHECK, "annotations": {"morningcheck.io/run-now": "full"}},
+        "spec": {
+            "schedule": "0 7 * * *",
+            "timeoutSeconds": 90,
+            "targets": {
+                // Cluster-wide: no namespace include, so the lists need the ClusterRole.
+                "kubernetes": [{"name": "cluster"}],
+                "prometheus": [{"name": "prometheus", "url": var("MC_PROMETHEUS_URL"),
+                                "queries": [{"name": "value", "query": "morningcheck:test_value", "warning": 1e9}]}],
+                "aws": [{"name": "moto", "regions": ["ca-central-1"], "endpointUrl": var("MC_MOTO_URL")}],
+            },
+            "slack": {"webhookSecretRef": {"name": "slack-webhook", "key": "url"}, "notify": "Always"},
+        }
+    }))
+    .unwrap();
+    mcs.create(&PostParams::default(), &mc).await.unwrap();
+
+    // 1. Everything allowed: a full run, no 403 anywhere.
+    let st = run_finished(&mcs, "full").await;
+    let logs = controller.logs();
+    assert_no_target_errors(&st);
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!(run.targets.len(), 3, "{:?}", run.targets);
+    let kube_target = target(&st, Area::Kubernetes);
+    assert!(list_requests(kube_target).values().all(|&n| n >= 1), "every list made: {:?}", kube_target.facts);
+    assert_eq!(fact(target(&st, Area::Prometheus), "queries"), 1);
+    assert!(target(&st, Area::Aws).facts.contains_key("describeInstancesPages"), "{:?}", target(&st, Area::Aws).facts);
+    assert_eq!(condition(&st, "Ready").status, "True");
+    assert!(st.conditions.iter().any(|c| c.type_ == "Healthy"), "the verdict is written");
+    assert!(!st.history.is_empty() && st.last_successful_time.is_some(), "the status was written");
+    assert_notified(&st, "True", "Delivered");
+    assert_eq!(post_count(&posts), 1, "one Slack post");
+    assert_eq!(occurrences(&client, n, "SlackDeliveryFailed").await, 0);
+    assert!(posts.lock().unwrap()[0].contains(CHECK), "the digest names the MorningCheck");
+    let started = events_about(&client, n, "RunStarted").await;
+    assert!(!started.is_empty(), "a RunStarted Event");
+    assert_eq!(started[0].reporting_instance.as_deref(), Some(IDENTITY), "published by the in-cluster controller");
+    let finished: Vec<_> = ["RunSucceeded", "RunFindings"].iter().map(|r| r.to_string()).collect();
+    let list = Api::<KubeEvent>::namespaced(client.clone(), n).list(&Default::default()).await.unwrap();
+    assert!(
+        list.items.iter().any(|e| e.reason.as_ref().is_some_and(|r| finished.contains(r))),
+        "an Event with the run's result"
+    );
+    let lease = leases.get(&lease_name).await.unwrap().spec.unwrap();
+    assert_eq!(lease.holder_identity.as_deref(), Some(IDENTITY), "the Lease is still held (renewed)");
+    let lower = logs.to_ascii_lowercase();
+    for bad in ["forbidden", "could not publish event", "lease renewal failed", "unauthorized"] {
+        assert!(!lower.contains(bad), "`{bad}` in the controller's log:\n{logs}");
+    }
+    assert!(logs.contains("became leader"), "{logs}");
+
+    // 2. Without `list pods` in the checks' ClusterRole: the pod check alone fails.
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let checks_role = format!("{fullname}-checks");
+    let original = roles.get(&checks_role).await.unwrap();
+    let mut without_pods = original.clone();
+    for rule in without_pods.rules.as_mut().unwrap() {
+        if let Some(resources) = rule.resources.as_mut() {
+            resources.retain(|r| r != "pods");
+        }
+    }
+    without_pods.rules.as_mut().unwrap().retain(|r| r.resources.as_ref().is_some_and(|r| !r.is_empty()));
+    roles.replace(&checks_role, &PostParams::default(), &without_pods).await.unwrap();
+    until_access(&client, &sa_user, ("list", "", "pods", "", ""), false).await;
+    assert!(can(&client, &sa_user, "list", "", "events", "", "").await, "events stay readable");
+
+    annotate_run_now(&mcs, "no-pods").await;
+    let st = run_finished(&mcs, "no-pods").await;
+    let k = target(&st, Area::Kubernetes);
+    assert_eq!(k.errors.len(), 1, "{:?}", k.errors);
+    assert_eq!(k.errors[0].tier, ErrorTier::Forbidden);
+    assert!(k.errors[0].message.contains("list pods at cluster scope"), "{}", k.errors[0].message);
+    let lists = list_requests(k);
+    assert_eq!(lists["pods"], 0, "{lists:?}");
+    for other in ["deployments", "statefulsets", "daemonsets", "nodes", "warningEvents"] {
+        assert!(lists[other] >= 1, "{other} still listed: {lists:?}");
+    }
+    assert!(target(&st, Area::Prometheus).errors.is_empty() && target(&st, Area::Aws).errors.is_empty());
+    let healthy = condition(&st, "Healthy");
+    assert_eq!(healthy.reason, "TargetsFailed");
+    assert!(healthy.message.contains("1 of 3 targets could not be checked"), "{}", healthy.message);
+    assert_notified(&st, "True", "Delivered");
+    assert_eq!(post_count(&posts), 2, "Slack is unaffected");
+    assert_eq!(occurrences(&client, n, "SlackDeliveryFailed").await, 0);
+
+    let mut restored = roles.get(&checks_role).await.unwrap();
+    restored.rules = original.rules.clone();
+    roles.replace(&checks_role, &PostParams::default(), &restored).await.unwrap();
+    until_access(&client, &sa_user, ("list", "", "pods", "", ""), true).await;
+
+    // 3. Without the Secrets Role: the webhook cannot be read, so only the digest fails.
+    let secret_roles: Api<Role> = Api::namespaced(client.clone(), n);
+    let secrets_role = format!("{fullname}-secrets");
+    let saved = secret_roles.get(&secrets_role).await.unwrap();
+    secret_roles.delete(&secrets_role, &DeleteParams::default()).await.unwrap();
+    until_access(&client, &sa_user, ("get", "", "secrets", n, "slack-webhook"), false).await;
+
+    annotate_run_now(&mcs, "no-secrets").await;
+    let st = run_finished(&mcs, "no-secrets").await;
+    assert_no_target_errors(&st);
+    assert_notified(&st, "False", "DeliveryFailed");
+    let denied =
+        |message: &str| message.contains(&format!("get secret {n}/slack-webhook")) && message.contains("RBAC denies");
+    let notified = condition(&st, "Notified");
+    assert!(denied(&notified.message), "{}", notified.message);
+    assert_eq!(st.notification.as_ref().unwrap().outcome, "Failed");
+    assert_eq!(post_count(&posts), 2, "nothing posted");
+    let failed = events_about(&client, n, "SlackDeliveryFailed").await;
+    assert_eq!(failed.len(), 1, "a SlackDeliveryFailed Event");
+    let note = failed[0].note.clone().unwrap_or_default();
+    assert!(denied(&note), "the Event says the webhook Secret read was forbidden: {note}");
+
+    let role = Role {
+        metadata: ObjectMeta {
+            name: saved.metadata.name.clone(),
+            labels: saved.metadata.labels.clone(),
+            annotations: saved.metadata.annotations.clone(),
+            ..Default::default()
+        },
+        rules: saved.rules.clone(),
+    };
+    secret_roles.create(&PostParams::default(), &role).await.unwrap();
+    until_access(&client, &sa_user, ("get", "", "secrets", n, "slack-webhook"), true).await;
+
+    // 4. Rules restored: the full run again.
+    annotate_run_now(&mcs, "restored").await;
+    let st = run_finished(&mcs, "restored").await;
+    assert_no_target_errors(&st);
+    assert_notified(&st, "True", "Delivered");
+    assert_eq!(post_count(&posts), 3);
+    assert_eq!(occurrences(&client, n, "SlackDeliveryFailed").await, 1, "no new delivery failure");
+    let lease = leases.get(&lease_name).await.unwrap().spec.unwrap();
+    assert_eq!(lease.holder_identity.as_deref(), Some(IDENTITY));
+    drop(controller);
+    assert!(!Path::new(SA_DIR).join("token").exists(), "nothing left on the host");
+}
