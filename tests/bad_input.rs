@@ -6,21 +6,15 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
-use common::{TestNamespace, admin, eventually, install_crd};
+use common::{Running, TestNamespace, admin, eventually, install_crd};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use morningcheck::api::{MorningCheck, MorningCheckStatus};
 use morningcheck::clock::SystemClock;
-use morningcheck::controller::{self, Context};
-use morningcheck::metrics::Metrics;
-use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 fn base(ns: &str) -> Value {
     json!({"schedule": "0 7 * * *", "targets": {"kubernetes": [{"name": "local", "namespaces": {"include": [ns]}, "checks": {"nodes": false}}]}})
@@ -283,18 +277,7 @@ async fn malformed_morningchecks_are_rejected_or_reported_and_nothing_else_stops
     }
     create(&api, "valid", base(&ns.name)).await.unwrap();
 
-    let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry);
-    let ctx = Arc::new(Context::new(client.clone(), Arc::new(SystemClock), metrics, 4, None));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(controller::run(
-        ctx,
-        Some(ns.name.clone()),
-        async move {
-            let _ = stopped.await;
-        },
-        Arc::new(AtomicBool::new(false)),
-    ));
+    let ctl = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
 
     for (case, _, reason, piece) in &cases {
         let st = ready(&api, &slug(case)).await;
@@ -325,8 +308,7 @@ async fn malformed_morningchecks_are_rejected_or_reported_and_nothing_else_stops
     .await;
     assert_eq!(st.conditions.iter().find(|c| c.type_ == "Ready").unwrap().status, "True");
     assert_eq!(schema.len() + cases.len(), 32);
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), handle).await.unwrap().unwrap();
+    ctl.stop().await;
 }
 
 #[tokio::test]
@@ -369,18 +351,7 @@ async fn runtime_problems_are_reported_per_target_with_their_cause() {
     let patch = json!({"metadata": {"annotations": {"morningcheck.io/run-now": "go"}}});
     api.patch("mc", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 
-    let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry);
-    let ctx = Arc::new(Context::new(client.clone(), Arc::new(SystemClock), metrics, 4, None));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(controller::run(
-        ctx,
-        Some(ns.name.clone()),
-        async move {
-            let _ = stopped.await;
-        },
-        Arc::new(AtomicBool::new(false)),
-    ));
+    let ctl = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
 
     let st = eventually(60, "the run and its notification", || async {
         api.get("mc").await.ok()?.status.filter(|s| s.notification.as_ref().is_some_and(|n| n.outcome != "Sending"))
@@ -410,6 +381,5 @@ async fn runtime_problems_are_reported_per_target_with_their_cause() {
     assert!(!all.contains("/services/T0/B0/secret"), "nor an Event");
     assert!(all.contains("SlackDeliveryFailed") && all.contains("RunFailed"), "{all}");
 
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), handle).await.unwrap().unwrap();
+    ctl.stop().await;
 }

@@ -2,7 +2,6 @@
 //! validator, the schedule engine or the Slack renderer panic, and the renderer's output
 //! stays inside Slack's limits for any report.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use morningcheck::api::{
     Area, Counts, ErrorTier, Finding, FindingRef, RunDiff, RunReport, RunResult, Severity, TargetError, TargetReport,
 };
@@ -134,16 +133,8 @@ fn report() -> impl Strategy<Value = RunReport> {
                 })
                 .collect();
             RunReport {
-                schema_version: "v".into(),
-                check: None,
-                run_id: "r".into(),
-                slot: Time(t),
-                started_at: Time(t),
-                finished_at: Time(t),
-                duration_seconds: 1.0,
                 result: RunResult::Critical,
                 counts,
-                areas: Default::default(),
                 targets,
                 diff: RunDiff {
                     has_previous: true,
@@ -154,7 +145,7 @@ fn report() -> impl Strategy<Value = RunReport> {
                     resolved: refs,
                     still_failing: vec![],
                 },
-                findings_digest: String::new(),
+                ..RunReport::empty("r", t, t, t)
             }
         },
     )
@@ -162,22 +153,11 @@ fn report() -> impl Strategy<Value = RunReport> {
 
 #[test]
 fn reports_round_trip_through_json() {
-    let v: Value = serde_json::to_value(RunReport {
-        schema_version: "v".into(),
-        check: Some("ns/a".into()),
-        run_id: "r".into(),
-        slot: Time("2026-11-24T07:00:00Z".parse().unwrap()),
-        started_at: Time("2026-11-24T07:00:00Z".parse().unwrap()),
-        finished_at: Time("2026-11-24T07:00:01Z".parse().unwrap()),
-        duration_seconds: 1.0,
-        result: RunResult::Healthy,
-        counts: Counts::default(),
-        areas: Default::default(),
-        targets: vec![],
-        diff: RunDiff::default(),
-        findings_digest: "x".into(),
-    })
-    .unwrap();
+    let t: jiff::Timestamp = "2026-11-24T07:00:00Z".parse().unwrap();
+    let report =
+        RunReport { check: Some("ns/a".into()), ..RunReport::empty("r", t, t, t + jiff::SignedDuration::from_secs(1)) };
+    assert_eq!(report.duration_seconds, 1.0);
+    let v: Value = serde_json::to_value(report).unwrap();
     let back: RunReport = serde_json::from_value(v.clone()).unwrap();
     assert_eq!(serde_json::to_value(back).unwrap(), v);
 }

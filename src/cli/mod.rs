@@ -313,26 +313,12 @@ pub fn render(check: &MorningCheck, report: &RunReport, output: Output) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Counts, RunDiff};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use crate::api::Counts;
 
     fn report(result: RunResult, critical: u64, warning: u64) -> RunReport {
         let t: jiff::Timestamp = "2026-11-24T07:00:00Z".parse().unwrap();
-        RunReport {
-            schema_version: "v".into(),
-            check: None,
-            run_id: "r".into(),
-            slot: Time(t),
-            started_at: Time(t),
-            finished_at: Time(t),
-            duration_seconds: 0.0,
-            result,
-            counts: Counts { total: critical + warning, critical, warning, info: 0 },
-            areas: Default::default(),
-            targets: vec![],
-            diff: RunDiff::default(),
-            findings_digest: String::new(),
-        }
+        let counts = Counts { total: critical + warning, critical, warning, info: 0 };
+        RunReport { result, counts, ..RunReport::empty("r", t, t, t) }
     }
 
     #[test]

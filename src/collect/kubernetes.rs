@@ -72,7 +72,9 @@ async fn client_for(target: &KubernetesTarget, ctx: &RunContext) -> Result<Clien
             let mut config = match &context {
                 Some(c) => {
                     let opts = KubeConfigOptions { context: Some(c.clone()), ..Default::default() };
-                    Config::from_kubeconfig(&opts).await.map_err(|e| config_error(format!("kubeconfig context {c}: {e}")))?
+                    Config::from_kubeconfig(&opts)
+                        .await
+                        .map_err(|e| config_error(format!("kubeconfig context {c}: {e}")))?
                 }
                 // No context named: the current one, or the pod's service account inside a
                 // cluster (a CronJob), as kubectl does.

@@ -300,7 +300,8 @@ struct Note {
 async fn publish(mc: &MorningCheck, ctx: &Context, notes: Vec<Note>) {
     for n in notes {
         if n.reason == "MissedSchedule" {
-            let labels = crate::metrics::CheckLabels { namespace: mc.namespace().unwrap_or_default(), name: mc.name_any() };
+            let labels =
+                crate::metrics::CheckLabels { namespace: mc.namespace().unwrap_or_default(), name: mc.name_any() };
             ctx.metrics.missed_schedules.get_or_create(&labels).inc();
         }
         ctx.event(mc, EventType::Warning, n.reason, n.action, n.text).await;

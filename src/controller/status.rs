@@ -4,8 +4,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{ActiveRun, Condition, Counts, MorningCheckStatus, RunDiff, RunRecord, RunReport, RunResult};
-use crate::evaluate::digest_keys;
+use crate::api::{ActiveRun, Condition, MorningCheckStatus, RunRecord, RunReport, RunResult};
 
 pub const READY: &str = "Ready";
 pub const HEALTHY: &str = "Healthy";
@@ -77,20 +76,10 @@ pub fn record_of(report: &RunReport) -> RunRecord {
 /// The report of a run the controller stopped in the middle of (killed, lost its lease).
 /// Its slot is not run again; the findings of the run before it stay known for the diff.
 pub fn interrupted_report(active: &ActiveRun, now: Timestamp) -> RunReport {
+    let started = active.started_at.0;
     RunReport {
-        schema_version: crate::evaluate::SCHEMA_VERSION.to_string(),
-        check: None,
-        run_id: active.run_id.clone(),
-        slot: active.slot.clone(),
-        started_at: active.started_at.clone(),
-        finished_at: Time(now),
-        duration_seconds: now.duration_since(active.started_at.0).as_secs_f64().max(0.0),
         result: RunResult::Interrupted,
-        counts: Counts::default(),
-        areas: Default::default(),
-        targets: Vec::new(),
-        diff: RunDiff::default(),
-        findings_digest: digest_keys(&[]),
+        ..RunReport::empty(&active.run_id, active.slot.0, started, now.max(started))
     }
 }
 
@@ -123,7 +112,7 @@ pub fn fit(status: &mut MorningCheckStatus) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Area, Finding, Severity, TargetReport};
+    use crate::api::{Area, Counts, Finding, Severity, TargetReport};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()

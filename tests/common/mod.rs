@@ -142,7 +142,7 @@ impl Running {
 
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(30), self.handle).await.expect("controller stops").unwrap();
+        tokio::time::timeout(Duration::from_secs(120), self.handle).await.expect("controller stops").unwrap();
     }
 
     /// Kills the controller where it stands, as a SIGKILL would.
