@@ -332,6 +332,12 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let r = reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.ok()?;
+    let code = r.status().as_u16();
+    Some((code, r.text().await.ok()?))
+}
+
 /// A `morningcheck controller` process with leader election.
 struct Replica {
     child: Child,
@@ -355,9 +361,7 @@ impl Replica {
     }
 
     async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let r = reqwest::get(format!("http://127.0.0.1:{}{path}", self.port)).await.ok()?;
-        let code = r.status().as_u16();
-        Some((code, r.text().await.ok()?))
+        http_get(self.port, path).await
     }
 }
 
@@ -445,4 +449,30 @@ fn crd_subcommand_prints_the_committed_file() {
     assert!(out.status.success());
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/morningcheck.yaml")).unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+}
+
+#[tokio::test]
+async fn not_ready_until_the_crd_is_served() {
+    // User alice may not read MorningChecks: to her the CRD is not served.
+    let dir = tempfile::tempdir().unwrap();
+    let kc = std::fs::read_to_string(var("MC_KUBECONFIG"))
+        .unwrap()
+        .replace("current-context: admin", "current-context: alice");
+    let path = dir.path().join("alice.kubeconfig");
+    std::fs::write(&path, kc).unwrap();
+    let port = free_port();
+    let mut child = Command::new(binary())
+        .args(["controller", "--metrics-addr", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (code, body) = eventually(30, "healthz", || http_get(port, "/healthz")).await;
+    assert_eq!((code, body.as_str()), (200, "ok"), "alive");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (code, body) = http_get(port, "/readyz").await.unwrap();
+    assert_eq!((code, body.as_str()), (503, "not ready"));
+    let _ = child.kill();
+    let _ = child.wait();
 }
