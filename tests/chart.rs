@@ -8,85 +8,24 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 
+use common::chart::{
+    CHART, CHECK_READS, apply, assert_access, docs, dry_run, env_value, get_json, kubectl, of_kind, one, read,
+    release_file, render, renderer, repo, sa_groups, strings, text, try_render,
+};
 use common::{TestNamespace, admin, var};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::PostParams;
-use kube::{Api, Client};
+use kube::Api;
 use serde_json::{Value, json};
 
-const CHART: &str = "charts/morningcheck";
+/// (apiGroup, resource, verb, resourceNames)
+type Grant = (String, String, String, Vec<String>);
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// The renderer, built once per test binary by tools/helm-render/build.sh.
-fn renderer() -> &'static str {
-    static BIN: OnceLock<String> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Command::new(repo().join("tools/helm-render/build.sh")).output().expect("run build.sh");
-        assert!(out.status.success(), "tools/helm-render/build.sh failed:\n{}", text(&out));
-        let path = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        assert!(Path::new(&path).is_file(), "build.sh printed {path:?}, which is not a file");
-        path
-    })
-}
-
-/// Renders the chart as `helm template`; Err carries the renderer's message.
-fn try_render(release: &str, namespace: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(renderer())
-        .arg(repo().join(CHART))
-        .args([release, namespace])
-        .args(args)
-        .output()
-        .expect("run helm-render");
-    if out.status.success() { Ok(String::from_utf8(out.stdout).unwrap()) } else { Err(text(&out)) }
-}
-
-fn render(release: &str, namespace: &str, args: &[&str]) -> String {
-    try_render(release, namespace, args).unwrap_or_else(|e| panic!("render {args:?} failed:\n{e}"))
-}
-
-/// The documents of a multi-document YAML stream, as JSON.
-fn docs(yaml: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml)
-        .unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}"))
-        .into_iter()
-        .filter(|d| !d.is_null())
-        .collect()
-}
-
-fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    docs.iter().filter(|d| d["kind"] == kind).collect()
-}
-
-fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
-    let found = of_kind(docs, kind);
-    assert_eq!(found.len(), 1, "want exactly one {kind}, found {}", found.len());
-    found[0]
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
-}
-
-/// Every rule of the given roles, flattened to (apiGroup, resource, verb, resourceNames).
-fn grants(roles: &[&Value]) -> BTreeSet<(String, String, String, Vec<String>)> {
+/// Every rule of the given roles, flattened.
+fn grants(roles: &[&Value]) -> BTreeSet<Grant> {
     let mut out = BTreeSet::new();
     for role in roles {
         for rule in role["rules"].as_array().expect("rules") {
@@ -103,22 +42,28 @@ fn grants(roles: &[&Value]) -> BTreeSet<(String, String, String, Vec<String>)> {
     out
 }
 
-fn grant(g: &str, r: &str, v: &str) -> (String, String, String, Vec<String>) {
+fn grant(g: &str, r: &str, v: &str) -> Grant {
     (g.into(), r.into(), v.into(), vec![])
 }
 
-fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
-    container["env"].as_array()?.iter().find(|e| e["name"] == name)
+/// What the checks list in each namespace they read.
+fn namespaced_check_grants() -> BTreeSet<Grant> {
+    [
+        grant("", "pods", "list"),
+        grant("", "events", "list"),
+        grant("apps", "deployments", "list"),
+        grant("apps", "statefulsets", "list"),
+        grant("apps", "daemonsets", "list"),
+    ]
+    .into_iter()
+    .collect()
 }
 
-fn kubectl(args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .args(["--context", "admin"])
-        .args(args)
-        .env("KUBECONFIG", var("MC_KUBECONFIG"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("kubectl on PATH")
+/// What the checks list, cluster-wide: nodes and the namespaced kinds.
+fn check_grants() -> BTreeSet<Grant> {
+    let mut reads = namespaced_check_grants();
+    reads.insert(grant("", "nodes", "list"));
+    reads
 }
 
 // ---------------------------------------------------------------------------------------
@@ -307,14 +252,9 @@ fn default_rbac_is_least_privilege() {
         grant("morningcheck.io", "morningchecks/status", "patch"),
         grant("events.k8s.io", "events", "create"),
         grant("events.k8s.io", "events", "patch"),
-        grant("", "nodes", "list"),
-        grant("", "pods", "list"),
-        grant("", "events", "list"),
-        grant("apps", "deployments", "list"),
-        grant("apps", "statefulsets", "list"),
-        grant("apps", "daemonsets", "list"),
     ]
     .into_iter()
+    .chain(check_grants())
     .collect();
     assert_eq!(cluster, expected, "cluster-wide rules");
     for (g, r, v, _) in &cluster {
@@ -369,15 +309,7 @@ fn check_namespaces_scope_the_reads_to_roles() {
         of_kind(&all, "Role").into_iter().filter(|r| r["metadata"]["name"] == "mc-morningcheck-checks").collect();
     let namespaces: Vec<_> = checks.iter().map(|r| r["metadata"]["namespace"].as_str().unwrap()).collect();
     assert_eq!(namespaces, ["team-a", "team-b"], "one Role per listed namespace, duplicates dropped");
-    let want: BTreeSet<_> = [
-        grant("", "pods", "list"),
-        grant("", "events", "list"),
-        grant("apps", "deployments", "list"),
-        grant("apps", "statefulsets", "list"),
-        grant("apps", "daemonsets", "list"),
-    ]
-    .into_iter()
-    .collect();
+    let want = namespaced_check_grants();
     for r in &checks {
         assert_eq!(grants(&[r]), want);
     }
@@ -817,17 +749,7 @@ fn cronjob_instead_of_the_operator_renders_only_what_it_needs() {
             .map(|s| s.to_string())
             .collect();
     assert_eq!(kinds(&all), want);
-    let expected: BTreeSet<_> = [
-        grant("", "nodes", "list"),
-        grant("", "pods", "list"),
-        grant("", "events", "list"),
-        grant("apps", "deployments", "list"),
-        grant("apps", "statefulsets", "list"),
-        grant("apps", "daemonsets", "list"),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(grants(&of_kind(&all, "ClusterRole")), expected, "the checks' reads and nothing else");
+    assert_eq!(grants(&of_kind(&all, "ClusterRole")), check_grants(), "the checks' reads and nothing else");
     let roles = of_kind(&all, "Role");
     assert_eq!(roles.len(), 1, "no Lease Role without the operator");
     assert_eq!(grants(&roles), [grant("", "secrets", "get")].into_iter().collect());
@@ -930,49 +852,6 @@ fn deploy_cronjob_is_the_charts_cronjob() {
 // ---------------------------------------------------------------------------------------
 // On the test apiserver
 
-/// Deletes the cluster-scoped objects of a test release when dropped (namespaced ones go
-/// with the test namespace).
-struct ClusterScoped(PathBuf);
-
-impl Drop for ClusterScoped {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", "--ignore-not-found", "--wait=false", "-f", self.0.to_str().unwrap()]);
-    }
-}
-
-async fn can(client: &Client, user: &str, verb: &str, group: &str, resource: &str, ns: &str, name: &str) -> bool {
-    let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
-    let sar: SubjectAccessReview = serde_json::from_value(json!({
-        "spec": {
-            "user": user,
-            "groups": ["system:serviceaccounts", "system:authenticated"],
-            "resourceAttributes": {
-                "verb": verb, "group": group, "resource": resource, "subresource": subresource,
-                "namespace": ns, "name": name,
-            },
-        }
-    }))
-    .unwrap();
-    let api: Api<SubjectAccessReview> = Api::all(client.clone());
-    let r = api.create(&PostParams::default(), &sar).await.expect("SubjectAccessReview");
-    r.status.expect("status").allowed
-}
-
-/// Asserts a table of (verb, group, resource, namespace, name, allowed).
-async fn assert_access(client: &Client, user: &str, table: &[(&str, &str, &str, &str, &str, bool)]) {
-    let mut wrong = vec![];
-    for &(verb, group, resource, ns, name, want) in table {
-        if can(client, user, verb, group, resource, ns, name).await != want {
-            let scope = if ns.is_empty() { "cluster-wide".to_string() } else { format!("in {ns}") };
-            wrong.push(format!(
-                "{verb} {group}/{resource} {name} {scope}: want {}",
-                if want { "allowed" } else { "denied" }
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{user}:\n  {}", wrong.join("\n  "));
-}
-
 /// The render applies to the RBAC-enforcing apiserver (server-side dry run with the CRD,
 /// then for real), the objects exist, and the ServiceAccount's effective rights are
 /// exactly what the checks need.
@@ -992,16 +871,12 @@ async fn the_chart_installs_on_the_test_apiserver() {
         &["--include-crds", "--set", "networkPolicy.enabled=true,networkPolicy.restrictEgress=true"],
     );
     std::fs::write(&full, &rendered).unwrap();
-    let out = kubectl(&["apply", "--dry-run=server", "-f", full.to_str().unwrap()]);
-    assert!(out.status.success(), "server-side dry run:\n{}", text(&out));
+    let out = dry_run(&full);
     assert!(text(&out).contains("customresourcedefinition.apiextensions.k8s.io/morningchecks.morningcheck.io"));
 
     // For real, without the CRD (shared with the other tests, installed by them).
-    let manifest = dir.path().join("release.yaml");
-    std::fs::write(&manifest, render(&release, &ns.name, &[])).unwrap();
-    let _cleanup = ClusterScoped(manifest.clone());
-    let out = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
-    assert!(out.status.success(), "kubectl apply:\n{}", text(&out));
+    let (manifest, _cleanup) = release_file(dir.path(), &render(&release, &ns.name, &[]));
+    apply(&manifest);
 
     let fullname = format!("{release}-morningcheck");
     let deploy: Deployment = Api::namespaced(client.clone(), &ns.name).get(&fullname).await.expect("Deployment");
@@ -1027,15 +902,9 @@ async fn the_chart_installs_on_the_test_apiserver() {
     let (n, o) = (ns.name.as_str(), other.name.as_str());
     let lease = format!("{fullname}-leader");
     let mc = "morningcheck.io";
+    // The checks: list, cluster-wide, and nothing more.
     #[rustfmt::skip]
-    let table = [
-        // The checks: list, cluster-wide, and nothing more.
-        ("list", "", "pods", "", "", true),
-        ("list", "", "events", "", "", true),
-        ("list", "", "nodes", "", "", true),
-        ("list", "apps", "deployments", "", "", true),
-        ("list", "apps", "statefulsets", "", "", true),
-        ("list", "apps", "daemonsets", "", "", true),
+    let table = [CHECK_READS.as_slice(), &[
         ("list", "", "pods", o, "", true),
         ("watch", "", "pods", "", "", false),
         ("get", "", "pods", o, "p", false),
@@ -1078,8 +947,8 @@ async fn the_chart_installs_on_the_test_apiserver() {
         ("create", "rbac.authorization.k8s.io", "rolebindings", n, "", false),
         ("create", "", "serviceaccounts/token", n, fullname.as_str(), false),
         ("impersonate", "", "users", "", "admin", false),
-    ];
-    assert_access(&client, &sa, &table).await;
+    ]].concat();
+    assert_access(&client, &sa, |_| sa_groups(), &table).await;
 }
 
 /// With rbac.checkNamespaces and rbac.secretNamespaces, the reads are confined to the
@@ -1092,17 +961,13 @@ async fn namespaced_rbac_installs_and_confines_the_reads() {
     let other = TestNamespace::new(&client, "chartns-other").await;
     let release = ns.name.clone();
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("release.yaml");
     let set = format!(
         "rbac.checkNamespaces={{{t}}},rbac.secretNamespaces={{{t}}},rbac.secretNames={{slack-webhook}},replicaCount=1",
         t = team.name
     );
-    std::fs::write(&manifest, render(&release, &ns.name, &["--set", &set])).unwrap();
-    let _cleanup = ClusterScoped(manifest.clone());
-    let out = kubectl(&["apply", "--dry-run=server", "-f", manifest.to_str().unwrap()]);
-    assert!(out.status.success(), "server-side dry run:\n{}", text(&out));
-    let out = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
-    assert!(out.status.success(), "kubectl apply:\n{}", text(&out));
+    let (manifest, _cleanup) = release_file(dir.path(), &render(&release, &ns.name, &["--set", &set]));
+    dry_run(&manifest);
+    apply(&manifest);
 
     let fullname = format!("{release}-morningcheck");
     Api::<Role>::namespaced(client.clone(), &team.name).get(&format!("{fullname}-checks")).await.expect("Role");
@@ -1131,7 +996,7 @@ async fn namespaced_rbac_installs_and_confines_the_reads() {
         ("list", "morningcheck.io", "morningchecks", "", "", true),
         ("patch", "morningcheck.io", "morningchecks/status", o, "x", true),
     ];
-    assert_access(&client, &sa, &table).await;
+    assert_access(&client, &sa, |_| sa_groups(), &table).await;
 }
 
 /// A `morningcheck controller` process, killed when dropped.
@@ -1218,44 +1083,31 @@ async fn the_cronjob_chart_installs_on_the_test_apiserver() {
     let minor: String = version.minor.chars().take_while(char::is_ascii_digit).collect();
     let kube_version = format!("v{}.{minor}.0", version.major);
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("release.yaml");
     let rendered = render(
         &release,
         &ns.name,
         &["--kube-version", &kube_version, "--set", "cronjob.enabled=true,controller.enabled=false"],
     );
-    std::fs::write(&manifest, &rendered).unwrap();
-    let _cleanup = ClusterScoped(manifest.clone());
-    let out = kubectl(&["apply", "--dry-run=server", "-f", manifest.to_str().unwrap()]);
-    assert!(out.status.success(), "server-side dry run:\n{}", text(&out));
-    let out = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
-    assert!(out.status.success(), "kubectl apply:\n{}", text(&out));
+    let (manifest, _cleanup) = release_file(dir.path(), &rendered);
+    dry_run(&manifest);
+    let out = apply(&manifest);
     let fullname = format!("{release}-morningcheck");
     assert!(text(&out).contains(&format!("cronjob.batch/{fullname}-run created")), "{}", text(&out));
 
     // What the apiserver stored: the restricted pod of the Job template, and the ConfigMap.
-    let out = kubectl(&["-n", &ns.name, "get", "cronjob", &format!("{fullname}-run"), "-o", "json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let cj: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cj = get_json(&ns.name, "cronjob", &format!("{fullname}-run"));
     assert_eq!(cj["spec"]["concurrencyPolicy"], "Forbid");
     let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(strings(&pod["containers"][0]["securityContext"]["capabilities"]["drop"]), ["ALL"]);
-    let out = kubectl(&["-n", &ns.name, "get", "configmap", &format!("{fullname}-run"), "-o", "json"]);
-    assert!(out.status.success(), "{}", text(&out));
+    get_json(&ns.name, "configmap", &format!("{fullname}-run"));
     assert!(Api::<Deployment>::namespaced(client.clone(), &ns.name).get_opt(&fullname).await.unwrap().is_none());
 
     let sa = format!("system:serviceaccount:{}:{fullname}", ns.name);
     let n = ns.name.as_str();
     #[rustfmt::skip]
-    let table = [
-        ("list", "", "pods", "", "", true),
-        ("list", "", "events", "", "", true),
-        ("list", "", "nodes", "", "", true),
-        ("list", "apps", "deployments", "", "", true),
-        ("list", "apps", "statefulsets", "", "", true),
-        ("list", "apps", "daemonsets", "", "", true),
+    let table = [CHECK_READS.as_slice(), &[
         ("get", "", "secrets", n, "slack-webhook", true),
         ("list", "", "secrets", n, "", false),
         ("get", "", "configmaps", n, "x", false),
@@ -1265,6 +1117,6 @@ async fn the_cronjob_chart_installs_on_the_test_apiserver() {
         ("create", "events.k8s.io", "events", n, "", false),
         ("create", "coordination.k8s.io", "leases", n, "", false),
         ("create", "batch", "jobs", n, "", false),
-    ];
-    assert_access(&client, &sa, &table).await;
+    ]].concat();
+    assert_access(&client, &sa, |_| sa_groups(), &table).await;
 }

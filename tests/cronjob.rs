@@ -10,55 +10,24 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Command;
 
+use common::chart::{
+    Access, CHECK_READS, Cleanup, SA_DIR, apply, assert_access, assert_unshare, create_webhook_secret, docs, dry_run,
+    get_json, in_cluster, one, read, sa_groups_in, service_account_files, slack_receiver, strings, text, token,
+};
 use common::{TestNamespace, admin, binary, var};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::authorization::v1::SubjectAccessReview;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::PostParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
 const MANIFEST: &str = "deploy/cronjob.yaml";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn kubectl(args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .args(["--context", "admin"])
-        .args(args)
-        .env("KUBECONFIG", var("MC_KUBECONFIG"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("kubectl on PATH")
-}
-
 /// The documents of deploy/cronjob.yaml, as JSON.
 fn manifest() -> Vec<Value> {
-    let text = std::fs::read_to_string(repo().join(MANIFEST)).unwrap();
-    serde_saphyr::from_multiple::<Value>(&text).unwrap().into_iter().filter(|d| !d.is_null()).collect()
-}
-
-fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
-    let found: Vec<_> = docs.iter().filter(|d| d["kind"] == kind).collect();
-    assert_eq!(found.len(), 1, "want one {kind} in {MANIFEST}");
-    found[0]
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
+    docs(&read(MANIFEST))
 }
 
 fn pod_spec(docs: &[Value]) -> &Value {
@@ -103,70 +72,6 @@ async fn for_namespace(client: &Client, docs: &[Value], ns: &str) -> (Value, Str
         items.push(d);
     }
     (json!({"apiVersion": "v1", "kind": "List", "items": items}), cluster_name)
-}
-
-/// Deletes the cluster-scoped objects of a test install when dropped.
-struct ClusterScoped(String);
-
-impl Drop for ClusterScoped {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", "--ignore-not-found", "--wait=false", "clusterrolebinding,clusterrole", &self.0]);
-    }
-}
-
-async fn can(client: &Client, user: &str, verb: &str, group: &str, resource: &str, ns: &str, name: &str) -> bool {
-    let sar: SubjectAccessReview = serde_json::from_value(json!({
-        "spec": {
-            "user": user,
-            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}"), "system:authenticated"],
-            "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": ns, "name": name},
-        }
-    }))
-    .unwrap();
-    let r = Api::<SubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &sar).await.unwrap();
-    r.status.unwrap().allowed
-}
-
-/// A Slack stand-in on loopback: answers `ok` and keeps every body it receives.
-fn slack_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/services/T0/B0/cronjob", listener.local_addr().unwrap());
-    let posts = Arc::new(Mutex::new(Vec::new()));
-    let store = posts.clone();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 16384];
-            let body = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-                    .unwrap_or(0);
-                while buf.len() < end + 4 + len {
-                    let n = s.read(&mut chunk).unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                break Some(String::from_utf8_lossy(&buf[end + 4..]).to_string());
-            };
-            if let Some(body) = body {
-                store.lock().unwrap().push(body);
-            }
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-            );
-        }
-    });
-    (url, posts)
 }
 
 /// What the rewritten check's Kubernetes target sees, so that its findings are known.
@@ -248,12 +153,6 @@ async fn plant_unavailable_deployment(client: &Client, ns: &str) {
     Api::<Deployment>::namespaced(client.clone(), ns).create(&PostParams::default(), &d).await.unwrap();
 }
 
-async fn create_webhook_secret(client: &Client, ns: &str, url: &str) {
-    let secret: Secret =
-        serde_json::from_value(json!({"metadata": {"name": "slack-webhook"}, "stringData": {"url": url}})).unwrap();
-    Api::<Secret>::namespaced(client.clone(), ns).create(&PostParams::default(), &secret).await.unwrap();
-}
-
 /// `morningcheck run` with the container's arguments as written (only the ConfigMap's
 /// mountPath, `/config`, resolved to where its keys are materialized, as the kubelet's
 /// volume does) and the test kubeconfig in place of the in-cluster one. Critical findings fail the Job (exit 1); warnings alone
@@ -264,7 +163,7 @@ async fn the_containers_command_line_runs_the_configmaps_check() {
     let ns = TestNamespace::new(&client, "cron").await;
     let quiet = TestNamespace::new(&client, "cron-quiet").await;
     let docs = manifest();
-    let (url, posts) = slack_receiver();
+    let (url, posts) = slack_receiver("cronjob");
     plant_unavailable_deployment(&client, &ns.name).await;
     create_webhook_secret(&client, &ns.name, &url).await;
     let dir = tempfile::tempdir().unwrap();
@@ -319,21 +218,6 @@ async fn the_containers_command_line_runs_the_configmaps_check() {
     assert_eq!(posts.lock().unwrap().len(), 2);
 }
 
-/// Mounts a tmpfs on the deepest existing directory of the ServiceAccount path (creating
-/// the rest inside it), copies the token and CA there, and execs the command. It runs in a
-/// private mount namespace: nothing is written to the host's file system.
-const MOUNT_SERVICE_ACCOUNT: &str = r#"set -eu
-src="$1"; shift
-sa=/var/run/secrets/kubernetes.io/serviceaccount
-top="$sa"
-while [ ! -d "$top" ]; do top=$(dirname "$top"); done
-case "$top" in /|/var) echo "refusing to mount a tmpfs over $top" >&2; exit 97;; esac
-mount -n -t tmpfs -o size=1m,mode=0755 morningcheck-sa "$top"
-mkdir -p "$sa"
-cp "$src/token" "$src/ca.crt" "$src/namespace" "$sa/"
-exec "$@"
-"#;
-
 /// deploy/cronjob.yaml installs into a namespace (server-side dry run, then for real); its
 /// ServiceAccount may list what the checks list and read the named Secret, nothing else;
 /// and with only those rights, the container's command line and the ConfigMap's own
@@ -349,12 +233,10 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cronjob.json");
     std::fs::write(&file, serde_json::to_string_pretty(&list).unwrap()).unwrap();
-    let _cleanup = ClusterScoped(cluster_name.clone());
+    let _cleanup = Cleanup::named("clusterrolebinding,clusterrole", &cluster_name);
 
-    let out = kubectl(&["apply", "--dry-run=server", "-f", file.to_str().unwrap()]);
-    assert!(out.status.success(), "server-side dry run:\n{}", text(&out));
-    let out = kubectl(&["apply", "-f", file.to_str().unwrap()]);
-    assert!(out.status.success(), "kubectl apply:\n{}", text(&out));
+    dry_run(&file);
+    let out = apply(&file);
     for object in [
         "serviceaccount/morningcheck-run",
         "configmap/morningcheck-run",
@@ -364,9 +246,7 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
     ] {
         assert!(text(&out).contains(&format!("{object} created")), "{object}:\n{}", text(&out));
     }
-    let out = kubectl(&["-n", n, "get", "cronjob", "morningcheck-run", "-o", "json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stored = get_json(n, "cronjob", "morningcheck-run");
     assert_eq!(stored["spec"]["concurrencyPolicy"], "Forbid");
     assert_eq!(stored["spec"]["startingDeadlineSeconds"], 600);
     let pod = &stored["spec"]["jobTemplate"]["spec"]["template"]["spec"];
@@ -376,13 +256,7 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
 
     let sa = format!("system:serviceaccount:{n}:morningcheck-run");
     #[rustfmt::skip]
-    let table = [
-        ("list", "", "pods", "", "", true),
-        ("list", "", "events", "", "", true),
-        ("list", "", "nodes", "", "", true),
-        ("list", "apps", "deployments", "", "", true),
-        ("list", "apps", "statefulsets", "", "", true),
-        ("list", "apps", "daemonsets", "", "", true),
+    let table = [CHECK_READS.as_slice(), &[
         ("get", "", "secrets", n, "slack-webhook", true),
         ("get", "", "secrets", n, "other", false),
         ("list", "", "secrets", n, "", false),
@@ -396,42 +270,19 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
         ("create", "coordination.k8s.io", "leases", n, "", false),
         ("create", "batch", "jobs", n, "", false),
         ("create", "", "serviceaccounts/token", n, "morningcheck-run", false),
-    ];
-    let mut wrong = vec![];
-    for (verb, group, resource, ns_, name, want) in table {
-        let (resource, sub) = resource.split_once('/').unwrap_or((resource, ""));
-        let allowed = if sub.is_empty() {
-            can(&client, &sa, verb, group, resource, ns_, name).await
-        } else {
-            let sar: SubjectAccessReview = serde_json::from_value(json!({"spec": {"user": sa, "groups": ["system:serviceaccounts"],
-                "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "subresource": sub, "namespace": ns_, "name": name}}}))
-            .unwrap();
-            let r = Api::<SubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &sar).await.unwrap();
-            r.status.unwrap().allowed
-        };
-        if allowed != want {
-            wrong.push(format!("{verb} {group}/{resource} {name} in {ns_:?}: want {want}"));
-        }
-    }
-    assert!(wrong.is_empty(), "{sa}:\n  {}", wrong.join("\n  "));
+    ]].concat();
+    // A subresource is asked about with the group system:serviceaccounts alone.
+    let groups = |(_, _, resource, ns, _): Access| {
+        if resource.contains('/') { vec!["system:serviceaccounts".to_string()] } else { sa_groups_in(ns) }
+    };
+    assert_access(&client, &sa, groups, &table).await;
 
     // In-cluster: the manifest's ServiceAccount token and the ConfigMap's kubeconfig.
-    let probe = Command::new("unshare").args(["--mount", "--propagation", "private", "true"]).output();
-    let probe = probe.expect("unshare (util-linux) on PATH");
-    assert!(probe.status.success(), "a private mount namespace is needed (root or CAP_SYS_ADMIN): {}", text(&probe));
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
-    let issued: TokenRequest = Api::<ServiceAccount>::namespaced(client.clone(), n)
-        .create_subresource("token", "morningcheck-run", &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest");
-    let sa_files = dir.path().join("serviceaccount");
-    std::fs::create_dir_all(&sa_files).unwrap();
-    std::fs::write(sa_files.join("token"), issued.status.unwrap().token).unwrap();
-    std::fs::copy(var("MC_KUBE_CA"), sa_files.join("ca.crt")).unwrap();
-    std::fs::write(sa_files.join("namespace"), n).unwrap();
+    assert_unshare();
+    let token = token(&client, n, "morningcheck-run").await;
+    let sa_files = service_account_files(dir.path(), &token, n);
 
-    let (url, posts) = slack_receiver();
+    let (url, posts) = slack_receiver("cronjob");
     plant_unavailable_deployment(&client, n).await;
     create_webhook_secret(&client, n, &url).await;
     let config = dir.path().join("config");
@@ -446,19 +297,7 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
     assert_eq!(kubeconfig.matches("server: https://kubernetes.default.svc\n").count(), 1);
     let kubeconfig = kubeconfig.replace("https://kubernetes.default.svc", &var("MC_KUBE_SERVER"));
     std::fs::write(&kubeconfig_path, kubeconfig).unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", MOUNT_SERVICE_ACCOUNT, "sh"])
-        .arg(&sa_files)
-        .arg(binary())
-        .args(&c.args)
-        .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .envs(&c.env)
-        .env("HOME", &home)
-        .output()
-        .unwrap();
+    let out = in_cluster(&sa_files, &dir.path().join("home")).args(&c.args).envs(&c.env).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "critical findings, no failed target\n{stdout}\n{stderr}");
     assert!(stdout.starts_with(&format!("{n}/platform: CRITICAL")), "{stdout}");
@@ -470,5 +309,5 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
         assert!(!stderr.to_ascii_lowercase().contains(bad), "`{bad}` on stderr:\n{stderr}");
     }
     assert_eq!(posts.lock().unwrap().len(), 1, "the webhook Secret was read with the token, the digest posted");
-    assert!(!Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists(), "nothing left on the host");
+    assert!(!Path::new(SA_DIR).join("token").exists(), "nothing left on the host");
 }

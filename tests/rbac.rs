@@ -9,73 +9,28 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
 
-use common::{TestNamespace, admin, binary, eventually, var};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenReview};
-use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use common::chart::{
+    Access, CHART, SA_DIR, apply, assert_unshare, can, create_webhook_secret, docs, env_value, in_cluster, kubectl,
+    one, release_file, render, repo, sa_groups_in, service_account_files, slack_receiver, text, token,
+};
+use common::{TestNamespace, admin, eventually, var};
+use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use morningcheck::api::{Area, ErrorTier, MorningCheck, MorningCheckStatus, RunResult, TargetReport};
-use serde_json::{Value, json};
+use serde_json::json;
 
-const CHART: &str = "charts/morningcheck";
-/// Where kube-rs (like every Kubernetes client) reads a pod's ServiceAccount.
-const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 const IDENTITY: &str = "morningcheck-rbac-proof";
 const CHECK: &str = "proof";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// The chart renderer, built once by tools/helm-render/build.sh (as in tests/chart.rs).
-fn renderer() -> &'static str {
-    static BIN: OnceLock<String> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Command::new(repo().join("tools/helm-render/build.sh")).output().expect("run build.sh");
-        assert!(out.status.success(), "tools/helm-render/build.sh failed:\n{}", text(&out));
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    })
-}
-
-fn render(release: &str, namespace: &str, args: &[&str]) -> String {
-    let out = Command::new(renderer()).arg(repo().join(CHART)).args([release, namespace]).args(args).output().unwrap();
-    assert!(out.status.success(), "render {args:?}:\n{}", text(&out));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn kubectl(args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .args(["--context", "admin"])
-        .args(args)
-        .env("KUBECONFIG", var("MC_KUBECONFIG"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("kubectl on PATH")
-}
-
-/// Deletes the release's objects (the cluster-scoped ones above all) when dropped.
-struct Release(PathBuf);
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", "--ignore-not-found", "--wait=false", "-f", self.0.to_str().unwrap()]);
-    }
-}
 
 /// The chart's CRD, applied idempotently (server-side apply, the field manager the other
 /// tests use for the same CRD), and served.
@@ -93,65 +48,6 @@ async fn install_crd(client: &Client) {
     .await;
 }
 
-/// A Slack stand-in on loopback: answers `ok` and keeps every body it receives.
-fn slack_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/services/T0/B0/rbacproof", listener.local_addr().unwrap());
-    let posts = Arc::new(Mutex::new(Vec::new()));
-    let store = posts.clone();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 16384];
-            // Headers, then as much body as Content-Length says.
-            let body = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-                    .unwrap_or(0);
-                while buf.len() < end + 4 + len {
-                    let n = s.read(&mut chunk).unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                break Some(String::from_utf8_lossy(&buf[end + 4..]).to_string());
-            };
-            if let Some(body) = body {
-                store.lock().unwrap().push(body);
-            }
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-            );
-        }
-    });
-    (url, posts)
-}
-
-/// Mounts a tmpfs on the deepest existing directory of the ServiceAccount path (creating
-/// the rest inside it), copies the token, CA and namespace there, and execs the command.
-/// It runs in a private mount namespace: nothing is written to the host's file system and
-/// the mount vanishes with the process.
-const MOUNT_SERVICE_ACCOUNT: &str = r#"set -eu
-src="$1"; shift
-sa=/var/run/secrets/kubernetes.io/serviceaccount
-top="$sa"
-while [ ! -d "$top" ]; do top=$(dirname "$top"); done
-case "$top" in /|/var) echo "refusing to mount a tmpfs over $top" >&2; exit 97;; esac
-mount -n -t tmpfs -o size=1m,mode=0755 morningcheck-sa "$top"
-mkdir -p "$sa"
-cp "$src/token" "$src/ca.crt" "$src/namespace" "$sa/"
-exec "$@"
-"#;
-
 /// The controller process in in-cluster mode, killed when dropped.
 struct InCluster {
     child: Child,
@@ -162,17 +58,9 @@ impl InCluster {
     fn start(files: &Path, args: &[String], log: PathBuf) -> Self {
         let server = var("MC_KUBE_SERVER");
         let port = server.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
-        let home = files.join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        let child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", MOUNT_SERVICE_ACCOUNT, "sh"])
-            .arg(files)
-            .arg(binary())
+        // No KUBECONFIG, no ~/.kube: the in-cluster configuration is all there is.
+        let child = in_cluster(files, &files.join("home"))
             .args(args)
-            // No KUBECONFIG, no ~/.kube: the in-cluster configuration is all there is.
-            .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", &home)
             .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
             .env("KUBERNETES_SERVICE_PORT", &port)
             // Static credentials for moto; the spec names none.
@@ -180,7 +68,6 @@ impl InCluster {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -200,29 +87,13 @@ impl Drop for InCluster {
     }
 }
 
-async fn can(client: &Client, user: &str, verb: &str, group: &str, resource: &str, ns: &str, name: &str) -> bool {
-    let sar: SubjectAccessReview = serde_json::from_value(json!({
-        "spec": {
-            "user": user,
-            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}"), "system:authenticated"],
-            "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": ns, "name": name},
-        }
-    }))
-    .unwrap();
-    let r = Api::<SubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &sar).await.unwrap();
-    r.status.unwrap().allowed
-}
-
 /// Waits until the authorizer has caught up with an RBAC change.
-async fn until_access(client: &Client, user: &str, (verb, group, resource, ns, name): Access<'_>, want: bool) {
+async fn until_access(client: &Client, user: &str, access: Access<'_>, want: bool) {
+    let (verb, group, resource, ns, name) = access;
     let what = format!("{verb} {group}/{resource} {name} in {ns:?} to be {}", if want { "allowed" } else { "denied" });
-    eventually(30, &what, || async move {
-        (can(client, user, verb, group, resource, ns, name).await == want).then_some(())
-    })
-    .await;
+    eventually(30, &what, || async move { (can(client, user, &sa_groups_in(ns), access).await == want).then_some(()) })
+        .await;
 }
-
-type Access<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
 
 async fn annotate_run_now(api: &Api<MorningCheck>, token: &str) {
     let patch = json!({"metadata": {"annotations": {"morningcheck.io/run-now": token}}});
@@ -307,13 +178,7 @@ fn post_count(posts: &Arc<Mutex<Vec<String>>>) -> usize {
 
 #[tokio::test]
 async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
-    let probe = Command::new("unshare").args(["--mount", "--propagation", "private", "true"]).output();
-    let probe = probe.expect("unshare (util-linux) on PATH");
-    assert!(
-        probe.status.success(),
-        "this test needs a private mount namespace (run as root, or with CAP_SYS_ADMIN): {}",
-        text(&probe)
-    );
+    assert_unshare();
 
     let client = admin().await;
     install_crd(&client).await;
@@ -326,56 +191,32 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
     let dir = tempfile::tempdir().unwrap();
 
     // The chart, cluster-wide checks and Secrets of this namespace, applied for real.
-    let manifest = dir.path().join("release.yaml");
     let rendered = render(&release, n, &["--set", &format!("rbac.secretNamespaces={{{n}}}")]);
-    std::fs::write(&manifest, &rendered).unwrap();
-    let _release = Release(manifest.clone());
-    let out = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
-    assert!(out.status.success(), "kubectl apply:\n{}", text(&out));
+    let (manifest, _release) = release_file(dir.path(), &rendered);
+    apply(&manifest);
     let out = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
     assert!(out.status.success() && !text(&out).contains("created"), "apply is idempotent:\n{}", text(&out));
-    let deployment: Value = serde_saphyr::from_multiple::<Value>(&rendered)
-        .unwrap()
-        .into_iter()
-        .find(|d| d["kind"] == "Deployment")
-        .expect("the Deployment");
+    let all = docs(&rendered);
+    let deployment = one(&all, "Deployment");
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(deployment["spec"]["template"]["spec"]["serviceAccountName"], fullname.as_str());
-    let lease_name = container["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "MORNINGCHECK_LEASE_NAME")
+    let lease_name = env_value(container, "MORNINGCHECK_LEASE_NAME")
         .and_then(|e| e["value"].as_str())
         .expect("the Deployment's Lease name")
         .to_string();
 
     // A token of the chart's ServiceAccount (TokenRequest), and the in-cluster files.
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
-    let issued: TokenRequest = Api::<ServiceAccount>::namespaced(client.clone(), n)
-        .create_subresource("token", &fullname, &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest for the chart's ServiceAccount");
-    let token = issued.status.expect("token").token;
+    let token = token(&client, n, &fullname).await;
     let review: TokenReview = serde_json::from_value(json!({"spec": {"token": token}})).unwrap();
     let review = Api::<TokenReview>::all(client.clone()).create(&PostParams::default(), &review).await.unwrap();
     let status = review.status.unwrap();
     assert_eq!(status.authenticated, Some(true));
     assert_eq!(status.user.unwrap().username.as_deref(), Some(sa_user.as_str()), "the token is the ServiceAccount's");
-    let files = dir.path().join("serviceaccount");
-    std::fs::create_dir_all(&files).unwrap();
-    std::fs::write(files.join("token"), &token).unwrap();
-    std::fs::copy(var("MC_KUBE_CA"), files.join("ca.crt")).unwrap();
-    std::fs::write(files.join("namespace"), n).unwrap();
+    let files = service_account_files(dir.path(), &token, n);
 
     // The Slack webhook Secret, read by the controller in the MorningCheck's namespace.
-    let (webhook, posts) = slack_receiver();
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "slack-webhook"}, "stringData": {"url": webhook}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), n).create(&PostParams::default(), &secret).await.unwrap();
+    let (webhook, posts) = slack_receiver("rbacproof");
+    create_webhook_secret(&client, n, &webhook).await;
 
     // The controller, in-cluster, with leader election on the chart's Lease.
     let metrics_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -477,7 +318,7 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
     without_pods.rules.as_mut().unwrap().retain(|r| r.resources.as_ref().is_some_and(|r| !r.is_empty()));
     roles.replace(&checks_role, &PostParams::default(), &without_pods).await.unwrap();
     until_access(&client, &sa_user, ("list", "", "pods", "", ""), false).await;
-    assert!(can(&client, &sa_user, "list", "", "events", "", "").await, "events stay readable");
+    assert!(can(&client, &sa_user, &sa_groups_in(""), ("list", "", "events", "", "")).await, "events stay readable");
 
     annotate_run_now(&mcs, "no-pods").await;
     let st = run_finished(&mcs, "no-pods").await;

@@ -2,6 +2,8 @@
 //! (tests/env/up.sh), clients, and namespaces of their own for each test.
 #![allow(dead_code)]
 
+pub mod chart;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
