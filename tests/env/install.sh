@@ -39,11 +39,14 @@ fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Debian may start these as services on their default ports; the tests run their own
+  # instances on other ports. Stop them only now: their init scripts match on the
+  # executable and would also stop a running test environment.
+  for svc in etcd prometheus prometheus-node-exporter; do
+    case " ${need_apt[*]} " in *" $svc-server "* | *" $svc "*) ;; *) continue ;; esac
+    systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
+  done
 fi
-# Debian starts these as services; the tests run their own instances on other ports.
-for svc in etcd prometheus prometheus-node-exporter; do
-  systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
-done
 
 build_apiserver() {
   local work="$CACHE/kubernetes-src"
