@@ -12,9 +12,9 @@ use kube::{Api, Client, Config, Resource};
 use serde::de::DeserializeOwned;
 
 use super::{LocalCluster, RunContext, config_error, kube_error, kube_transient};
-use crate::api::{Area, Finding, KubernetesTarget, TargetError};
-use crate::evaluate::TargetOutcome;
+use crate::api::{Area, KubernetesTarget, TargetError};
 use crate::evaluate::kubernetes as eval;
+use crate::evaluate::{FindingSink, TargetOutcome};
 use crate::net::{Attempt, RetryPolicy, retry};
 
 /// Objects per list request.
@@ -34,7 +34,7 @@ pub async fn check(target: &KubernetesTarget, ctx: &RunContext) -> TargetOutcome
             return out;
         }
     };
-    let scan = Scan { client, target, ctx };
+    let scan = Scan { client, target, ctx, cap: out.sink.cap() };
     let c = &target.checks;
     let (pods, workloads, nodes, events) = tokio::join!(
         async { if c.pods { Some(scan.pods().await) } else { None } },
@@ -46,7 +46,7 @@ pub async fn check(target: &KubernetesTarget, ctx: &RunContext) -> TargetOutcome
         for (fact, n) in part.facts {
             *out.facts.entry(fact).or_default() += n;
         }
-        out.sink.extend(part.findings);
+        out.sink.merge(part.sink);
         out.errors.extend(part.errors);
     }
     out
@@ -117,10 +117,11 @@ pub fn parse_kubeconfig(raw: &str) -> Result<Kubeconfig, String> {
     Ok(kc)
 }
 
-/// Findings, facts and errors of one kind of object.
-#[derive(Default)]
+/// Findings, facts and errors of one kind of object. The findings go into a capped sink
+/// as each page is evaluated, so a cluster full of unhealthy pods costs no more memory
+/// than a healthy one.
 struct Part {
-    findings: Vec<Finding>,
+    sink: FindingSink,
     facts: Vec<(String, u64)>,
     errors: Vec<TargetError>,
 }
@@ -129,9 +130,14 @@ struct Scan<'a> {
     client: Client,
     target: &'a KubernetesTarget,
     ctx: &'a RunContext,
+    cap: usize,
 }
 
 impl Scan<'_> {
+    fn part(&self) -> Part {
+        Part { sink: FindingSink::new(&self.target.name, self.cap), facts: Vec::new(), errors: Vec::new() }
+    }
+
     fn included(&self, ns: Option<&str>) -> bool {
         let f = &self.target.namespaces;
         let ns = ns.unwrap_or_default();
@@ -208,7 +214,7 @@ impl Scan<'_> {
         part: &mut Part,
         fact: &'static str,
         selector: bool,
-        mut eval: impl FnMut(&K, &mut Vec<Finding>),
+        mut eval: impl FnMut(&K, &mut FindingSink),
     ) where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -217,7 +223,7 @@ impl Scan<'_> {
     {
         let (mut count, mut pages) = (0, 0);
         for (api, action) in self.apis::<K>() {
-            let findings = &mut part.findings;
+            let findings = &mut part.sink;
             let visit = |page: ObjectList<K>| {
                 for obj in page.items.iter().filter(|o| self.included(o.meta().namespace.as_deref())) {
                     eval(obj, findings);
@@ -233,14 +239,14 @@ impl Scan<'_> {
     }
 
     async fn pods(&self) -> Part {
-        let mut part = Part::default();
+        let mut part = self.part();
         let (now, th) = (self.ctx.now, &self.target.thresholds);
         self.list_namespaced::<Pod>(&mut part, "pods", true, |p, out| out.extend(eval::pod_findings(p, now, th))).await;
         part
     }
 
     async fn workloads(&self) -> Part {
-        let (mut d, mut s, mut ds) = (Part::default(), Part::default(), Part::default());
+        let (mut d, mut s, mut ds) = (self.part(), self.part(), self.part());
         tokio::join!(
             self.list_namespaced::<Deployment>(&mut d, "deployments", true, |o, out| out
                 .extend(eval::deployment_findings(o))),
@@ -250,7 +256,7 @@ impl Scan<'_> {
                 .extend(eval::daemonset_findings(o))),
         );
         for other in [s, ds] {
-            d.findings.extend(other.findings);
+            d.sink.merge(other.sink);
             d.facts.extend(other.facts);
             d.errors.extend(other.errors);
         }
@@ -258,10 +264,10 @@ impl Scan<'_> {
     }
 
     async fn nodes(&self) -> Part {
-        let mut part = Part::default();
+        let mut part = self.part();
         let api: Api<Node> = Api::all(self.client.clone());
         let now = self.ctx.now;
-        let findings = &mut part.findings;
+        let findings = &mut part.sink;
         let visit =
             |page: ObjectList<Node>| page.items.iter().for_each(|n| findings.extend(eval::node_findings(n, now)));
         match self.each_page(&api, "list nodes at cluster scope", ListParams::default().limit(PAGE_SIZE), visit).await {
@@ -272,7 +278,7 @@ impl Scan<'_> {
     }
 
     async fn events(&self) -> Part {
-        let mut part = Part::default();
+        let mut part = self.part();
         let mut agg =
             eval::EventAggregator::new(self.ctx.now, self.target.thresholds.event_window_seconds, MAX_EVENT_GROUPS);
         let (mut count, mut pages) = (0, 0);
@@ -287,7 +293,7 @@ impl Scan<'_> {
             }
         }
         part.facts.extend([("warningEvents".to_string(), count), ("warningEventsListRequests".to_string(), pages)]);
-        part.findings = agg.into_findings();
+        part.sink.extend(agg.into_findings());
         part
     }
 }

@@ -53,9 +53,24 @@ impl FindingSink {
         }
     }
 
+    /// Takes in another sink of the same target: its counts and ids in full, its kept
+    /// findings under this sink's cap.
+    pub fn merge(&mut self, other: FindingSink) {
+        self.counts.merge(&other.counts);
+        self.ids.extend(other.ids);
+        self.kept.extend(other.kept);
+        if self.kept.len() >= self.cap * 2 {
+            self.trim();
+        }
+    }
+
     fn trim(&mut self) {
         self.kept.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.key.cmp(&b.key)));
         self.kept.truncate(self.cap);
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap
     }
 
     pub fn counts(&self) -> Counts {
@@ -310,6 +325,22 @@ mod tests {
         let (kept, counts, ids) = s.into_parts();
         assert_eq!(kept.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["o050", "w"]);
         assert_eq!(counts, Counts { total: 101, critical: 1, warning: 1, info: 99 });
+        assert_eq!(ids.len(), 101);
+    }
+
+    #[test]
+    fn merged_sinks_keep_every_count_and_id_and_the_worst_findings() {
+        let mut a = FindingSink::new("t", 2);
+        let mut b = FindingSink::new("t", 2);
+        for i in 0..50 {
+            a.push(finding(Severity::Info, "C", format!("a{i:02}"), "m", None));
+            b.push(finding(Severity::Warning, "C", format!("b{i:02}"), "m", None));
+        }
+        b.push(finding(Severity::Critical, "C", "z", "m", None));
+        a.merge(b);
+        let (kept, counts, ids) = a.into_parts();
+        assert_eq!(kept.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["z", "b00"]);
+        assert_eq!(counts, Counts { total: 101, critical: 1, warning: 50, info: 50 });
         assert_eq!(ids.len(), 101);
     }
 
