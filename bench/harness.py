@@ -493,12 +493,15 @@ def plot(results, path):
     for ax, key, ylabel in ((axes[0], "wall", "wall time, s"), (axes[1], "peakRssMiB", "peak RSS, MiB")):
         for c, (color, marker) in styles.items():
             for scope, ls in (("all", "-"), ("kubernetes", ":")):
-                s = [f["measurements"].get(c, {}).get(scope) for f in fl]
-                if not all(s):
+                # A contender may have been measured at some sizes only (no baseline at 50,000).
+                pts = [(f["pods"], f["measurements"][c][scope]) for f in fl
+                       if f["measurements"].get(c, {}).get(scope)]
+                if not pts:
                     continue
+                xs, s = [p for p, _ in pts], [v for _, v in pts]
                 med = [v[key]["median"] for v in s]
                 err = [[m - v[key]["min"] for m, v in zip(med, s)], [v[key]["max"] - m for m, v in zip(med, s)]]
-                ax.errorbar(x, med, yerr=err, color=color, marker=marker, linestyle=ls, capsize=3,
+                ax.errorbar(xs, med, yerr=err, color=color, marker=marker, linestyle=ls, capsize=3,
                             label=f"{c} ({'whole run' if scope == 'all' else 'Kubernetes only'})")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -513,7 +516,7 @@ def plot(results, path):
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_title("Wall time (median, bars min–max)")
     axes[1].set_title("Peak RSS (median, bars min–max)")
-    axes[1].legend(fontsize=7, loc="upper left")
+    axes[1].legend(fontsize=7, loc="best")
     fig.suptitle(f"morningcheck benchmark ({results['sizes']} sizes, {results['started'][:16]} UTC)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -528,11 +531,20 @@ def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     return {"nproc": sh("nproc"), "cpu": cpu, "memory": sh("free -h | sed -n 2p"), "kernel": platform.release(),
             "loadavgAtStart": open("/proc/loadavg").read().split()[:3],
-            "morningcheck": sh(f"{BIN} --version"), "rustc": sh("rustc --version"), "python": platform.python_version(),
+            "morningcheck": sh(f"{BIN} --version"), "commit": sh(f"git -C {REPO} describe --always --dirty"),
+            "rustc": sh("rustc --version"), "python": platform.python_version(),
             "kube-apiserver": "1.20.2", "moto": "5.1.22", "prometheus": sh("prometheus --version 2>&1 | head -1"),
             "curl": sh("curl --version | head -1"),
             "testenv": os.environ.get("MORNINGCHECK_TESTENV", os.path.join(REPO, ".testenv")),
             "pythonPackages": sh(f"{sys.executable} -m pip freeze 2>/dev/null | grep -iE '^(requests|urllib3|kubernetes|boto3|botocore|matplotlib)=='").split("\n")}
+
+
+def combine(paths):
+    runs = [json.load(open(p)) for p in paths]
+    fleets = {f["pods"]: f for r in runs for f in r["fleets"]}
+    return {"started": max(r["started"] for r in runs), "sizes": "+".join(r["sizes"] for r in runs),
+            "repeats": runs[-1]["repeats"], "machine": runs[-1]["machine"], "contexts": runs[-1]["contexts"],
+            "fleets": [fleets[p] for p in sorted(fleets)]}
 
 
 def main():
@@ -548,10 +560,12 @@ def main():
     ap.add_argument("--plot", default=os.path.join(REPO, "docs", "benchmarks.png"))
     ap.add_argument("--report-only", action="store_true", help="print the table and redraw the plot of --out")
     ap.add_argument("--markdown", action="store_true", help="with --report-only: the table as Markdown, no plot")
+    ap.add_argument("--combine", nargs="+", metavar="RESULTS",
+                    help="with --report-only: the fleets of these result files as one (a later file's fleet of "
+                         "the same size wins), for the plot across runs")
     a = ap.parse_args()
     if a.report_only:
-        with open(a.out) as f:
-            results = json.load(f)
+        results = combine(a.combine) if a.combine else json.load(open(a.out))
         if a.markdown:
             print(markdown(results))
             return

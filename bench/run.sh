@@ -11,8 +11,8 @@
 #
 # By default the benchmark gets an instance of the test environment of its own
 # (tests/env/up.sh with MORNINGCHECK_TESTENV=$CACHE/bench-env and other ports), so that
-# 50,000 planted pods never slow down the integration tests of others, and their
-# scripts/test.sh, which restarts or stops the shared instance, never breaks a measurement.
+# 50,000 planted pods never slow down the integration tests, and scripts/test.sh, which
+# starts and stops the default instance, never breaks a measurement.
 # It is left running (stop it with MORNINGCHECK_TESTENV=$CACHE/bench-env tests/env/down.sh).
 # BENCH_SHARED_ENV=1 uses the shared instance (.testenv) instead.
 set -euo pipefail
