@@ -417,22 +417,27 @@ def fmt(x, unit=""):
     return f"{x['median']:.2f}{unit} ({x['min']:.2f}–{x['max']:.2f})"
 
 
-def table(results):
-    lines = []
-    hdr = f"{'fleet':<22} {'scope':<11} {'contender':<13} {'wall s median (min–max)':<26} {'peak RSS MiB':<24} {'CPU s':<22} requests"
-    lines.append(hdr)
-    lines.append("-" * len(hdr))
+def rows(results):
+    """(fleet, scope, contender, measurement, API requests) for every measurement, in table order."""
     for f in results["fleets"]:
-        label = f"{f['pods']} pods/{f['instances']} EC2"
         for scope in ["all"] + AREAS:
             for c in ("morningcheck", "controller", "baseline", "floor"):
                 s = f["measurements"].get(c, {}).get(scope)
                 if not s:
                     continue
-                req = s["requests"] if scope == "all" else s["requests"].get(scope, 0)
-                req = sum(req.values()) if isinstance(req, dict) else req
-                lines.append(f"{label:<22} {scope:<11} {c:<13} {fmt(s['wall']):<26} {fmt(s['peakRssMiB']):<24} "
-                             f"{fmt(s['cpu']):<22} {req}")
+                req = s["requests"] if scope == "all" else {scope: s["requests"].get(scope, 0)}
+                yield f, scope, c, s, sum(req.values()) if isinstance(req, dict) else req
+
+
+def table(results):
+    lines = []
+    hdr = f"{'fleet':<22} {'scope':<11} {'contender':<13} {'wall s median (min–max)':<26} {'peak RSS MiB':<24} {'CPU s':<22} requests"
+    lines.append(hdr)
+    lines.append("-" * len(hdr))
+    for f, scope, c, s, req in rows(results):
+        label = f"{f['pods']} pods/{f['instances']} EC2"
+        lines.append(f"{label:<22} {scope:<11} {c:<13} {fmt(s['wall']):<26} {fmt(s['peakRssMiB']):<24} "
+                     f"{fmt(s['cpu']):<22} {req}")
     return "\n".join(lines)
 
 
@@ -440,17 +445,11 @@ def markdown(results):
     """The table as Markdown, for docs/BENCHMARKS.md."""
     out = ["| fleet (pods per context ×3 / EC2) | scope | contender | wall s, median (min–max) | peak RSS MiB, median (min–max) | CPU s, median | API requests |",
            "|---|---|---|---|---|---|---|"]
-    for f in results["fleets"]:
+    for f, scope, c, s, req in rows(results):
         label = f"{f['pods']:,} / {f['instances']:,}"
-        for scope in ["all"] + AREAS:
-            for c in ("morningcheck", "controller", "baseline", "floor"):
-                s = f["measurements"].get(c, {}).get(scope)
-                if not s:
-                    continue
-                req = s["requests"] if scope == "all" else {scope: s["requests"].get(scope, 0)}
-                w, m = s["wall"], s["peakRssMiB"]
-                out.append(f"| {label} | {'whole run' if scope == 'all' else scope} | {c} | {w['median']:.2f} ({w['min']:.2f}–{w['max']:.2f}) "
-                           f"| {m['median']:.0f} ({m['min']:.0f}–{m['max']:.0f}) | {s['cpu']['median']:.2f} | {sum(req.values())} |")
+        w, m = s["wall"], s["peakRssMiB"]
+        out.append(f"| {label} | {'whole run' if scope == 'all' else scope} | {c} | {w['median']:.2f} ({w['min']:.2f}–{w['max']:.2f}) "
+                   f"| {m['median']:.0f} ({m['min']:.0f}–{m['max']:.0f}) | {s['cpu']['median']:.2f} | {req} |")
     return "\n".join(out)
 
 

@@ -36,7 +36,7 @@ pub async fn check(target: &KubernetesTarget, ctx: &RunContext) -> TargetOutcome
             return out;
         }
     };
-    let scan = Scan { client, target, ctx, cap: out.sink.cap() };
+    let scan = Scan { client, target, ctx };
     let c = &target.checks;
     let (pods, workloads, nodes, events) = tokio::join!(
         async { if c.pods { Some(scan.pods().await) } else { None } },
@@ -132,12 +132,12 @@ struct Scan<'a> {
     client: Client,
     target: &'a KubernetesTarget,
     ctx: &'a RunContext,
-    cap: usize,
 }
 
 impl Scan<'_> {
     fn part(&self) -> Part {
-        Part { sink: FindingSink::new(&self.target.name, self.cap), facts: Vec::new(), errors: Vec::new() }
+        let cap = self.target.thresholds.max_findings as usize;
+        Part { sink: FindingSink::new(&self.target.name, cap), facts: Vec::new(), errors: Vec::new() }
     }
 
     fn included(&self, ns: Option<&str>) -> bool {

@@ -42,9 +42,7 @@ impl FindingSink {
         self.counts.add(f.severity, 1);
         self.ids.push(finding_id(&self.target, &f.key));
         self.kept.push(f);
-        if self.kept.len() >= self.cap * 2 {
-            self.trim();
-        }
+        self.bound();
     }
 
     pub fn extend(&mut self, findings: impl IntoIterator<Item = Finding>) {
@@ -59,6 +57,11 @@ impl FindingSink {
         self.counts.merge(&other.counts);
         self.ids.extend(other.ids);
         self.kept.extend(other.kept);
+        self.bound();
+    }
+
+    /// Trims once twice the cap is kept, so sorting is amortized over many pushes.
+    fn bound(&mut self) {
         if self.kept.len() >= self.cap * 2 {
             self.trim();
         }
@@ -67,10 +70,6 @@ impl FindingSink {
     fn trim(&mut self) {
         self.kept.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.key.cmp(&b.key)));
         self.kept.truncate(self.cap);
-    }
-
-    pub fn cap(&self) -> usize {
-        self.cap
     }
 
     pub fn counts(&self) -> Counts {
