@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the local embedded environment: brings up a real kube-apiserver,
+# The main job on the local environment: brings up a current Kubernetes control plane with kwok's fake nodes,
 # Prometheus and an EC2 peer, installs the CRD, applies examples/morningcheck.yaml (its
 # endpoints pointed at the local peers), runs the controller, triggers a run and shows
 # what `kubectl get morningchecks` and the status say. Stop the environment afterwards
@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 
 bash tests/env/install.sh
 bash tests/env/up.sh
+# shellcheck source=tests/env/versions.sh
+source tests/env/versions.sh
+export PATH="$K8S_DIR:$PATH"   # kubectl at the server's version
 # shellcheck disable=SC1091
 source .testenv/env
 export KUBECONFIG="$MC_KUBECONFIG"
@@ -26,16 +29,42 @@ receiver=$!
 kubectl create secret generic slack-webhook --from-literal=url="http://127.0.0.1:$receiver_port/services/demo" \
   --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 
-echo "== planting a small broken fleet (no kubelet runs here, so statuses are patched in)"
+echo "== planting a small broken fleet on kwok's fake nodes (kwok plays the kubelet)"
 kubectl create namespace shop --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-plant_pod() { # name, status JSON
-  kubectl -n shop run "$1" --image=registry.invalid/shop:1 --restart=Never --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-  kubectl -n shop patch pod "$1" --subresource=status --type=merge -p "{\"status\": $2}" >/dev/null
-}
-plant_pod checkout '{"phase":"Running","containerStatuses":[{"name":"checkout","ready":false,"restartCount":12,"image":"i","imageID":"","state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off 5m0s restarting failed container"}},"lastState":{"terminated":{"exitCode":137,"reason":"OOMKilled"}}}]}'
-plant_pod cart '{"phase":"Pending","containerStatuses":[{"name":"cart","ready":false,"restartCount":0,"image":"i","imageID":"","state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image"}}}]}'
-kubectl -n shop create deployment search --image=registry.invalid/search:1 --replicas=2 --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-"${MORNINGCHECK_CACHE:-$HOME/.cache/morningcheck}/moto-5.1.22/bin/python" - "$MC_MOTO_URL" <<'PY'
+until kubectl -n shop get serviceaccount default >/dev/null 2>&1; do sleep 0.2; done
+kubectl -n shop apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: checkout
+  labels: {app: checkout, morningcheck.test/state: crashloop}
+  annotations: {morningcheck.test/restarts: "12", morningcheck.test/last-reason: OOMKilled, morningcheck.test/exit-code: "137"}
+spec:
+  containers: [{name: checkout, image: registry.invalid/shop/checkout:1}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: cart
+  labels: {app: cart, morningcheck.test/state: imagepull}
+spec:
+  containers: [{name: cart, image: registry.invalid/shop/cart:1}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: search
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 10
+  selector: {matchLabels: {app: search}}
+  template:
+    metadata:
+      labels: {app: search, morningcheck.test/state: unready}
+    spec:
+      containers: [{name: search, image: registry.invalid/shop/search:1}]
+YAML
+"$MOTO_DIR/bin/python" - "$MC_MOTO_URL" <<'PY'
 import sys, boto3
 ec2 = boto3.client("ec2", region_name="eu-west-1", endpoint_url=sys.argv[1], aws_access_key_id="demo", aws_secret_access_key="demo")
 if not ec2.describe_instances(Filters=[{"Name": "tag:demo", "Values": ["shop"]}])["Reservations"]:
@@ -43,6 +72,13 @@ if not ec2.describe_instances(Filters=[{"Name": "tag:demo", "Values": ["shop"]}]
            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "demo", "Value": "shop"}]}])["Instances"]]
     ec2.stop_instances(InstanceIds=ids[:1])
 PY
+
+kubectl -n shop wait pod/checkout --timeout=60s --for=jsonpath='{.status.containerStatuses[0].state.waiting.reason}'=CrashLoopBackOff >/dev/null
+kubectl -n shop wait pod/cart --timeout=60s --for=jsonpath='{.status.containerStatuses[0].state.waiting.reason}'=ImagePullBackOff >/dev/null
+echo "   waiting for the Deployment controller to give up on search (progressDeadlineSeconds: 10)"
+kubectl -n shop wait deployment/search --timeout=90s \
+  --for=jsonpath='{.status.conditions[?(@.type=="Progressing")].reason}'=ProgressDeadlineExceeded >/dev/null
+kubectl -n shop get pods,deployments
 
 echo "== applying examples/morningcheck.yaml (endpoints pointed at the local peers)"
 sed -e "s#http://prometheus-operated.monitoring.svc:9090#$MC_PROMETHEUS_URL#" \

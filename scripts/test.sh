@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test suite, exactly as CI runs it: installs what is missing, checks formatting and
-# lints, starts the real test environment (etcd, kube-apiserver, Prometheus, moto), runs
-# every unit and integration test, and stops the environment again.
+# The test suite, exactly as CI runs it: installs what is missing (tests/env/install.sh),
+# checks formatting and lints, starts the real test environment (a current Kubernetes
+# control plane with kwok nodes, Prometheus, Alertmanager, moto) unless it is already up,
+# runs every unit and integration test, and stops the environment again if it started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # A one-shot run gains nothing from incremental state, which would take gigabytes of disk.
@@ -17,13 +18,6 @@ cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
-started=0
-if ! bash tests/env/status.sh >/dev/null 2>&1; then
-  bash tests/env/up.sh
-  started=1
-fi
-stop() { [ "$started" = 1 ] && bash tests/env/down.sh; }
-trap stop EXIT
-
 echo "== cargo test"
-cargo test --locked --no-fail-fast -- --test-threads "${MORNINGCHECK_TEST_THREADS:-4}"
+exec bash tests/env/with-env.sh \
+  cargo test --locked --no-fail-fast -- --test-threads "${MORNINGCHECK_TEST_THREADS:-4}"

@@ -11,7 +11,7 @@ use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -67,6 +67,14 @@ impl TestNamespace {
         let api: Api<Namespace> = Api::all(client.clone());
         let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
         api.create(&PostParams::default(), &ns).await.expect("create namespace");
+        // ServiceAccount admission refuses pods until the controller-manager has made the
+        // namespace's "default" ServiceAccount.
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        eventually(30, "the default ServiceAccount", || {
+            let sas = sas.clone();
+            async move { sas.get_opt("default").await.ok().flatten() }
+        })
+        .await;
         Self { name, client: client.clone() }
     }
 }
@@ -74,14 +82,23 @@ impl TestNamespace {
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         let (client, name) = (self.client.clone(), self.name.clone());
-        // Best effort: no controller-manager runs, so the namespace stays Terminating,
-        // which is harmless for the other tests.
+        // Best effort: the namespace controller deletes what is left in the background.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 let _ = Api::<Namespace>::all(client).delete(&name, &DeleteParams::default()).await;
             });
         }
     }
+}
+
+/// The scheduler named by pods whose status a test plants by hand. No such scheduler
+/// exists, so the pod is never bound to a node, and neither kwok nor a controller ever
+/// writes its status: only the test does.
+pub const PLANTED_SCHEDULER: &str = "morningcheck-test-planted";
+
+/// The spec of a pod whose status a test plants by hand (see [`PLANTED_SCHEDULER`]).
+pub fn planted_spec() -> serde_json::Value {
+    serde_json::json!({"schedulerName": PLANTED_SCHEDULER, "containers": [{"name": "app", "image": "i"}]})
 }
 
 /// Polls `check` until it returns `Some`, or panics after `secs` with `what`.
@@ -100,6 +117,14 @@ where
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// kubectl at the test apiserver's own version (the machine's may be too old for its
+/// skew), pointed at the test kubeconfig.
+pub fn kubectl_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(var("MC_KUBECTL_BIN"));
+    cmd.env("KUBECONFIG", var("MC_KUBECONFIG")).stdin(std::process::Stdio::null());
+    cmd
 }
 
 /// Path of the built `morningcheck` binary.

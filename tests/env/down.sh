@@ -12,5 +12,6 @@ for _ in $(seq 1 50); do
   [ $alive = 0 ] && break; sleep 0.2
 done
 for f in "$ENVDIR"/pids/*; do [ -f "$f" ] && { kill -KILL -- "-$(cat "$f")" 2>/dev/null; rm -f "$f"; }; done
-rm -rf "$ENVDIR/etcd" "$ENVDIR/prom" "$ENVDIR/prom-auth" "$ENVDIR/env"
+rm -rf "$ENVDIR/etcd" "$ENVDIR/prom" "$ENVDIR/prom-auth" "$ENVDIR/alertmanager" "$ENVDIR/env"
 echo "[env/down] stopped" >&2
+exit 0

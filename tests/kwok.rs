@@ -1,0 +1,335 @@
+//! The Kubernetes checks read states that Kubernetes itself writes: kwok plays the kubelet
+//! on fake nodes (its stages are tests/env/kwok/stages.yaml), and the real
+//! controller-manager and scheduler run Deployments, StatefulSets, DaemonSets, Jobs and
+//! Events. Nothing here patches a status by hand: each test creates ordinary objects,
+//! waits until the cluster has converged, and asserts the exact findings.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{TestNamespace, admin, eventually};
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use morningcheck::api::{Finding, KubernetesTarget, Severity};
+use morningcheck::collect::{LocalCluster, RunContext, SecretSource, kubernetes};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// The label kwok's stages act on (see tests/env/kwok/stages.yaml).
+const STATE: &str = "morningcheck.test/state";
+
+fn ctx(client: &Client, ns: &str) -> RunContext {
+    RunContext {
+        now: Timestamp::now(),
+        deadline: Instant::now() + Duration::from_secs(60),
+        secrets: SecretSource::Kubernetes { client: client.clone(), namespace: ns.to_string() },
+        local: LocalCluster::Client(client.clone()),
+        connect_timeout: None,
+        aws_env: None,
+    }
+}
+
+/// A target on namespace `ns` that reports pending and unready pods at once: kwok's
+/// states are seconds old, not past the default ten-minute grace.
+fn target(ns: &str, checks: Value) -> KubernetesTarget {
+    serde_json::from_value(json!({"name": "kwok", "namespaces": {"include": [ns]}, "checks": checks,
+        "thresholds": {"pendingGraceSeconds": 0, "maxFindings": 100}}))
+    .unwrap()
+}
+
+async fn create<K>(client: &Client, ns: &str, v: Value) -> K
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let obj: K = serde_json::from_value(v).unwrap();
+    Api::<K>::namespaced(client.clone(), ns).create(&PostParams::default(), &obj).await.unwrap()
+}
+
+fn pod(name: &str, state: Option<&str>, annotations: Value, spec: Value) -> Value {
+    let mut labels = json!({"app": name});
+    if let Some(s) = state {
+        labels[STATE] = json!(s);
+    }
+    json!({"metadata": {"name": name, "labels": labels, "annotations": annotations}, "spec": spec})
+}
+
+fn containers(name: &str) -> Value {
+    json!({"containers": [{"name": name, "image": format!("registry.invalid/{name}:1")}]})
+}
+
+/// Polls the pod until `ok` holds for its status, as kwok or a controller writes it.
+async fn pod_reaches(client: &Client, ns: &str, name: &str, what: &str, ok: impl Fn(&Value) -> bool) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    eventually(60, &format!("pod {name}: {what}"), || {
+        let pods = pods.clone();
+        let ok = &ok;
+        async move {
+            let p = pods.get(name).await.ok()?;
+            let status = serde_json::to_value(p.status?).ok()?;
+            ok(&status).then_some(())
+        }
+    })
+    .await;
+}
+
+fn waiting_reason(status: &Value) -> Option<&str> {
+    status["containerStatuses"][0]["state"]["waiting"]["reason"].as_str()
+}
+
+fn summary(findings: &[Finding]) -> BTreeSet<(String, Severity, String)> {
+    findings.iter().map(|f| (f.check.clone(), f.severity, f.object.clone())).collect()
+}
+
+fn set(ns: &str, items: &[(&str, Severity, &str)]) -> BTreeSet<(String, Severity, String)> {
+    items.iter().map(|(c, s, o)| (c.to_string(), *s, format!("{ns}/{o}"))).collect()
+}
+
+#[tokio::test]
+async fn pod_states_written_by_kwok() {
+    let client = admin().await;
+    let ns = TestNamespace::new(&client, "kwok-pods").await;
+    let n = ns.name.as_str();
+    let oom = json!({"morningcheck.test/restarts": "9", "morningcheck.test/last-reason": "OOMKilled",
+        "morningcheck.test/exit-code": "137"});
+    create::<Pod>(&client, n, pod("crashing", Some("crashloop"), oom, containers("app"))).await;
+    create::<Pod>(&client, n, pod("pulling", Some("imagepull"), json!({}), containers("app"))).await;
+    create::<Pod>(&client, n, pod("evicted", Some("evicted"), json!({}), containers("app"))).await;
+    create::<Pod>(&client, n, pod("unready", Some("unready"), json!({}), containers("app"))).await;
+    create::<Pod>(&client, n, pod("held", Some("pending"), json!({}), containers("app"))).await;
+    create::<Pod>(&client, n, pod("healthy", None, json!({}), containers("app"))).await;
+    // A native sidecar: an init container with restartPolicy Always keeps running, and
+    // that is healthy, not an init container stuck.
+    let sidecar = json!({"initContainers": [{"name": "proxy", "image": "registry.invalid/proxy:1", "restartPolicy": "Always"}],
+        "containers": [{"name": "app", "image": "registry.invalid/app:1"}]});
+    create::<Pod>(&client, n, pod("with-sidecar", None, json!({}), sidecar)).await;
+    // A Job's pod runs and completes (kwok's pod-complete stage): Succeeded is healthy.
+    create::<Job>(&client, n, json!({"metadata": {"name": "nightly"}, "spec": {"backoffLimit": 0, "template": {
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "job", "image": "registry.invalid/job:1"}]}}}}))
+    .await;
+
+    pod_reaches(&client, n, "crashing", "CrashLoopBackOff", |s| waiting_reason(s) == Some("CrashLoopBackOff")).await;
+    pod_reaches(&client, n, "pulling", "ImagePullBackOff", |s| waiting_reason(s) == Some("ImagePullBackOff")).await;
+    pod_reaches(&client, n, "evicted", "Failed", |s| s["phase"] == "Failed").await;
+    pod_reaches(&client, n, "unready", "running, not ready", |s| {
+        s["phase"] == "Running" && s["containerStatuses"][0]["ready"] == false
+    })
+    .await;
+    pod_reaches(&client, n, "held", "scheduled, still Pending", |s| {
+        s["phase"] == "Pending"
+            && s["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "PodScheduled" && c["status"] == "True"))
+    })
+    .await;
+    pod_reaches(&client, n, "healthy", "Running", |s| s["phase"] == "Running").await;
+    pod_reaches(&client, n, "with-sidecar", "Running with its sidecar started", |s| {
+        s["phase"] == "Running" && s["initContainerStatuses"][0]["state"]["running"].is_object()
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), n);
+    eventually(60, "the Job's pod Succeeded", || {
+        let pods = pods.clone();
+        async move {
+            let list = pods.list(&ListParams::default().labels("job-name=nightly")).await.ok()?;
+            list.items.iter().any(|p| p.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past a grace of 0 s
+
+    let out = kubernetes::check(&target(n, json!({"nodes": false, "workloads": false, "events": false})), &ctx(&client, n)).await;
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.facts["pods"], 8);
+    let (findings, _, _) = out.sink.into_parts();
+    assert_eq!(
+        summary(&findings),
+        set(
+            n,
+            &[
+                ("CrashLoopBackOff", Severity::Critical, "crashing/app"),
+                ("HighRestarts", Severity::Warning, "crashing/app"),
+                ("ImagePullBackOff", Severity::Critical, "pulling/app"),
+                ("PodEvicted", Severity::Warning, "evicted"),
+                ("ContainersNotReady", Severity::Warning, "unready"),
+                ("PodPending", Severity::Warning, "held"),
+            ]
+        ),
+        "{findings:#?}"
+    );
+    let message = |check: &str| findings.iter().find(|f| f.check == check).unwrap().message.clone();
+    assert!(message("HighRestarts").contains("restarted 9 times; last exit: OOMKilled (code 137)"), "{}", message("HighRestarts"));
+    assert!(message("CrashLoopBackOff").contains("back-off 5m0s restarting failed container"), "{}", message("CrashLoopBackOff"));
+    assert!(message("PodEvicted").starts_with("Evicted: The node was low on resource: memory."), "{}", message("PodEvicted"));
+}
+
+#[tokio::test]
+async fn workload_states_written_by_the_controllers() {
+    let client = admin().await;
+    let ns = TestNamespace::new(&client, "kwok-workloads").await;
+    let n = ns.name.as_str();
+    let template = |app: &str, state: Option<&str>| {
+        let mut labels = json!({"app": app});
+        if let Some(s) = state {
+            labels[STATE] = json!(s);
+        }
+        json!({"metadata": {"labels": labels}, "spec": {"nodeSelector": {"type": "kwok"},
+            "containers": [{"name": "app", "image": format!("registry.invalid/{app}:1")}]}})
+    };
+    let selector = |app: &str| json!({"matchLabels": {"app": app}});
+    // Pods that never become ready: the Deployment controller gives up by itself.
+    create::<Deployment>(&client, n, json!({"metadata": {"name": "stuck"}, "spec": {"replicas": 2, "progressDeadlineSeconds": 3,
+        "selector": selector("stuck"), "template": template("stuck", Some("unready"))}})).await;
+    create::<Deployment>(&client, n, json!({"metadata": {"name": "fine"}, "spec": {"replicas": 2,
+        "selector": selector("fine"), "template": template("fine", None)}})).await;
+    create::<Deployment>(&client, n, json!({"metadata": {"name": "paused"}, "spec": {"replicas": 2, "paused": true,
+        "selector": selector("paused"), "template": template("paused", Some("unready"))}})).await;
+    // kwok holds these pods Pending, so the sets stay below their desired count.
+    create::<StatefulSet>(&client, n, json!({"metadata": {"name": "db"}, "spec": {"replicas": 2, "serviceName": "db",
+        "selector": selector("db"), "template": template("db", Some("pending"))}})).await;
+    create::<DaemonSet>(&client, n, json!({"metadata": {"name": "agent"}, "spec": {
+        "selector": selector("agent"), "template": template("agent", Some("pending"))}})).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), n);
+    eventually(90, "stuck: ProgressDeadlineExceeded, fine: 2 available", || {
+        let deployments = deployments.clone();
+        async move {
+            let stuck = deployments.get("stuck").await.ok()?.status?;
+            let exceeded = stuck.conditions?.iter().any(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+            let fine = deployments.get("fine").await.ok()?.status?.available_replicas == Some(2);
+            (exceeded && fine).then_some(())
+        }
+    })
+    .await;
+    let daemons: Api<DaemonSet> = Api::namespaced(client.clone(), n);
+    let nodes = common::var("MC_KWOK_NODES").parse::<i32>().unwrap();
+    eventually(60, "agent: one pod per kwok node, none available", || {
+        let daemons = daemons.clone();
+        async move {
+            let st = daemons.get("agent").await.ok()?.status?;
+            (st.desired_number_scheduled == nodes && st.current_number_scheduled == nodes).then_some(())
+        }
+    })
+    .await;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), n);
+    eventually(60, "db: its first pod created", || {
+        let sets = sets.clone();
+        async move { (sets.get("db").await.ok()?.status?.replicas >= 1).then_some(()) }
+    })
+    .await;
+
+    let out = kubernetes::check(&target(n, json!({"pods": false, "nodes": false, "events": false})), &ctx(&client, n)).await;
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let (findings, _, _) = out.sink.into_parts();
+    assert_eq!(
+        summary(&findings),
+        set(
+            n,
+            &[
+                ("DeploymentUnavailable", Severity::Critical, "stuck"),
+                ("ProgressDeadlineExceeded", Severity::Critical, "stuck"),
+                ("StatefulSetUnavailable", Severity::Critical, "db"),
+                ("DaemonSetUnavailable", Severity::Critical, "agent"),
+            ]
+        ),
+        "{findings:#?}"
+    );
+    let message = |check: &str| findings.iter().find(|f| f.check == check).unwrap().message.clone();
+    assert!(message("ProgressDeadlineExceeded").contains("has timed out progressing"), "{}", message("ProgressDeadlineExceeded"));
+    assert_eq!(message("DaemonSetUnavailable"), format!("DaemonSet 0/{nodes} replicas available"));
+    assert_eq!(message("StatefulSetUnavailable"), "StatefulSet 0/2 replicas ready");
+}
+
+#[tokio::test]
+async fn node_not_ready_written_by_kwok_and_a_real_cordon() {
+    let client = admin().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let prefix = format!("kwok-extra-{:06x}", rand::random::<u32>() & 0xffffff);
+    let node = |name: &str, state: Option<&str>| {
+        let mut labels = json!({"kubernetes.io/hostname": name});
+        if let Some(s) = state {
+            labels[STATE] = json!(s);
+        }
+        // Tainted, so that no other test's pod lands on a node this test deletes.
+        serde_json::from_value::<Node>(json!({"metadata": {"name": name, "labels": labels,
+            "annotations": {"kwok.x-k8s.io/node": "fake"}},
+            "spec": {"taints": [{"key": "morningcheck.test/extra", "effect": "NoSchedule"}]}}))
+        .unwrap()
+    };
+    let (down, drained) = (format!("{prefix}-down"), format!("{prefix}-drained"));
+    nodes.create(&PostParams::default(), &node(&down, Some("not-ready"))).await.unwrap();
+    nodes.create(&PostParams::default(), &node(&drained, None)).await.unwrap();
+    let ready = |name: String, want: &'static str| {
+        let nodes = nodes.clone();
+        async move {
+            let n = nodes.get(&name).await.ok()?;
+            let c = n.status?.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+            (c.status == want).then_some(())
+        }
+    };
+    eventually(60, "kwok marks the node NotReady", || ready(down.clone(), "False")).await;
+    eventually(60, "kwok initialises the other node", || ready(drained.clone(), "True")).await;
+    // What `kubectl cordon` does.
+    nodes.patch(&drained, &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": true}}))).await.unwrap();
+
+    let t: KubernetesTarget =
+        serde_json::from_value(json!({"name": "kwok", "checks": {"pods": false, "workloads": false, "events": false}})).unwrap();
+    let out = kubernetes::check(&t, &ctx(&client, "default")).await;
+    for name in [&down, &drained] {
+        let _ = nodes.delete(name, &DeleteParams::default()).await;
+    }
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let (findings, _, _) = out.sink.into_parts();
+    let mine: Vec<Finding> = findings.into_iter().filter(|f| f.object.starts_with(&prefix)).collect();
+    let want: BTreeSet<(String, Severity, String)> =
+        [("NodeNotReady", Severity::Critical, &down), ("NodeCordoned", Severity::Info, &drained)]
+            .into_iter()
+            .map(|(c, s, o)| (c.to_string(), s, o.clone()))
+            .collect();
+    assert_eq!(summary(&mine), want, "{mine:#?}");
+    let not_ready = mine.iter().find(|f| f.check == "NodeNotReady").unwrap();
+    assert!(not_ready.message.starts_with("Ready=False"), "{}", not_ready.message);
+}
+
+#[tokio::test]
+async fn warning_events_written_by_the_scheduler() {
+    let client = admin().await;
+    let ns = TestNamespace::new(&client, "kwok-events").await;
+    let n = ns.name.as_str();
+    // No node has this label: the scheduler records FailedScheduling and the pod stays Pending.
+    let spec = json!({"nodeSelector": {"morningcheck.test/nowhere": "true"},
+        "containers": [{"name": "app", "image": "registry.invalid/app:1"}]});
+    create::<Pod>(&client, n, pod("homeless", None, json!({}), spec)).await;
+    pod_reaches(&client, n, "homeless", "Unschedulable", |s| {
+        s["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["reason"] == "Unschedulable"))
+    })
+    .await;
+    let c = ctx(&client, n);
+    let t = target(n, json!({"nodes": false, "workloads": false}));
+    let findings = eventually(60, "the scheduler's FailedScheduling event", || {
+        let (t, c) = (t.clone(), c.clone());
+        async move {
+            let out = kubernetes::check(&t, &c).await;
+            let (findings, _, _) = out.sink.into_parts();
+            findings.iter().any(|f| f.check == "EventFailedScheduling").then_some(findings)
+        }
+    })
+    .await;
+    assert_eq!(
+        summary(&findings),
+        set(n, &[("PodPending", Severity::Warning, "homeless"), ("EventFailedScheduling", Severity::Warning, "Pod/homeless")]),
+        "{findings:#?}"
+    );
+    let pending = findings.iter().find(|f| f.check == "PodPending").unwrap();
+    assert!(pending.message.contains("Unschedulable: 0/"), "{}", pending.message);
+    let event = findings.iter().find(|f| f.check == "EventFailedScheduling").unwrap();
+    assert!(event.message.contains("didn't match Pod's node affinity/selector"), "{}", event.message);
+}
