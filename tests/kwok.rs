@@ -140,7 +140,7 @@ async fn pod_states_written_by_kwok() {
         let pods = pods.clone();
         async move {
             let list = pods.list(&ListParams::default().labels("job-name=nightly")).await.ok()?;
-            list.items.iter().any(|p| p.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then_some(())
+            list.items.iter().any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")).then_some(())
         }
     })
     .await;

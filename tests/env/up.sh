@@ -173,7 +173,7 @@ EOF
 }
 prom_config "$PROM_PORT" >"$ENVDIR/prom/prometheus.yml"
 start prometheus prometheus --config.file "$ENVDIR/prom/prometheus.yml" --storage.tsdb.path "$ENVDIR/prom/data" \
-  --web.listen-address "127.0.0.1:$PROM_PORT"
+  --web.listen-address "127.0.0.1:$PROM_PORT" --rules.alert.resend-delay 2s
 # A second Prometheus that enforces basic auth through its own --web.config.file.
 PROM_AUTH_USER=morning PROM_AUTH_PASSWORD=$(token prom-password)
 hash=$(htpasswd -nbB -C 10 x "$PROM_AUTH_PASSWORD" | cut -d: -f2)
@@ -190,6 +190,8 @@ wait_for prometheus-auth 60 curl -fsS -u "$PROM_AUTH_USER:$PROM_AUTH_PASSWORD" "
 wait_for alertmanager 60 curl -fsS "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready"
 wait_for node-exporter 30 curl -fsS "http://127.0.0.1:$NODE_EXPORTER_PORT/metrics"
 wait_for moto 60 curl -fsS "http://127.0.0.1:$MOTO_PORT/moto-api/"
+# The test rules fire at once; wait until Prometheus has delivered them to Alertmanager.
+wait_for alertmanager 60 bash -c "curl -fsS 'http://127.0.0.1:$ALERTMANAGER_PORT/api/v2/alerts' | grep -q alertname"
 
 cat >"$ENVDIR/env" <<EOF
 MC_ENV_DIR=$ENVDIR
