@@ -4,6 +4,7 @@
 //! The pipeline is collect (IO, [`collect`]) → evaluate (pure, [`evaluate`]) → publish
 //! ([`publish`]); the controller ([`controller`]) runs it on a schedule ([`schedule`]).
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod clock;

@@ -151,12 +151,14 @@ async fn run_cli(args: RunArgs, m: &ArgMatches) -> u8 {
     let mut docs = Vec::new();
     for path in &args.files {
         let name = path.display().to_string();
-        let text = if name == "-" { std::io::read_to_string(std::io::stdin()) } else { std::fs::read_to_string(path) };
-        let text = match text {
+        let text = match cli::input::read(path) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("morningcheck: {name}: {e}");
-                return exit::NO_INPUT;
+                return match e {
+                    cli::input::ReadError::Io(_) => exit::NO_INPUT,
+                    cli::input::ReadError::NotText(_) => exit::DATA,
+                };
             }
         };
         match cli::input::parse(&name, &text) {
@@ -169,11 +171,11 @@ async fn run_cli(args: RunArgs, m: &ArgMatches) -> u8 {
     }
     for d in &mut docs {
         cli::apply_overrides(&mut d.check, &settings);
-        let ns = kube::ResourceExt::namespace(&d.check).unwrap_or_else(|| "default".into());
-        if let Err(invalid) = morningcheck::validate::validate(&d.check.spec, &ns) {
-            for p in &invalid.problems {
-                eprintln!("morningcheck: {} (document {}): {p}", d.file, d.index + 1);
-            }
+        let problems = cli::problems(&d.check);
+        for p in &problems {
+            eprintln!("morningcheck: {} (document {}): {p}", d.file, d.index + 1);
+        }
+        if !problems.is_empty() {
             return exit::DATA;
         }
     }

@@ -63,7 +63,13 @@ impl Schedule {
             None => TimeZone::UTC,
             Some(name) => TimeZone::get(name).map_err(|_| ScheduleError::InvalidTimeZone { name: name.to_string() })?,
         };
-        Ok(Self { cron, tz })
+        let schedule = Self { cron, tz };
+        // Cron slots repeat (at the latest every 28 years), so a schedule with no slot
+        // after any instant never fires at all.
+        if schedule.next_after(Timestamp::UNIX_EPOCH).is_none() {
+            return Err(invalid("it never fires: no date matches all its fields (e.g. 31 February)".into()));
+        }
+        Ok(schedule)
     }
 
     pub fn time_zone(&self) -> &TimeZone {
@@ -237,6 +243,12 @@ mod tests {
         assert!(empty.to_string().contains("empty"));
         let mac = Schedule::parse("@reboot", None).unwrap_err();
         assert!(mac.to_string().contains("unknown macro"));
+        let never = Schedule::parse("0 0 31 2 *", None).unwrap_err();
+        assert_eq!(
+            never.to_string(),
+            "invalid schedule \"0 0 31 2 *\": it never fires: no date matches all its fields (e.g. 31 February)"
+        );
+        Schedule::parse("0 0 29 2 *", None).expect("29 February comes every four years");
         let tz = Schedule::parse("@daily", Some("Mars/Olympus")).unwrap_err();
         assert_eq!(tz.to_string(), "invalid timeZone \"Mars/Olympus\": not an IANA time zone name");
     }

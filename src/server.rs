@@ -46,6 +46,8 @@ pub fn router(health: Health) -> Router {
 /// Serves until the process ends.
 pub async fn serve(addr: SocketAddr, health: Health) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    // The bound address: with port 0 the system picks one, and this line tells which.
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     axum::serve(listener, router(health)).await
 }

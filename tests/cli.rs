@@ -44,10 +44,8 @@ async fn plant(ns: &str) {
         ),
         ("batch", json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"})),
     ] {
-        let p: Pod = serde_json::from_value(
-            json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "app", "image": "i"}]}}),
-        )
-        .unwrap();
+        let p: Pod =
+            serde_json::from_value(json!({"metadata": {"name": name}, "spec": common::planted_spec()})).unwrap();
         pods.create(&PostParams::default(), &p).await.unwrap();
         pods.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await.unwrap();
     }
@@ -156,6 +154,41 @@ async fn exit_codes() {
     let config = dir.path().join("bad-config.yaml");
     std::fs::write(&config, "outptu: json\n").unwrap();
     cmd(dir.path()).args(["run", "--config"]).arg(&config).arg("-f").arg(&healthy).assert().code(78);
+
+    // Bytes that are not UTF-8 are a bad manifest (65), not an unreadable file (66).
+    let binary = dir.path().join("binary.yaml");
+    std::fs::write(&binary, b"apiVersion: morningcheck.io/v1alpha1\nkind: \xff\xfeMorningCheck\n").unwrap();
+    let out = cmd(dir.path()).args(["run", "-f"]).arg(&binary).output().unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 2: not UTF-8 text"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Durations are bounded everywhere: the spec (65), the flags (64), the config file (78).
+    for (field, value) in [("timeoutSeconds", "9223372036854775807"), ("timeoutSeconds", "-1")] {
+        let f = dir.path().join("timeout.yaml");
+        std::fs::write(
+            &f,
+            manifest("t", &ns.name, "").replace("  targets:", &format!("  {field}: {value}\n  targets:")),
+        )
+        .unwrap();
+        let out = cmd(dir.path()).args(["run", "-f"]).arg(&f).output().unwrap();
+        assert_eq!(out.status.code(), Some(65), "{field}: {value}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("spec.timeoutSeconds: Invalid value"));
+    }
+    for flag in ["--timeout", "--connect-timeout"] {
+        cmd(dir.path()).args(["run", flag, "9223372036854775807", "-f"]).arg(&healthy).assert().code(64);
+        cmd(dir.path()).args(["run", flag, "0", "-f"]).arg(&healthy).assert().code(64);
+    }
+    std::fs::write(&config, "timeout: 9223372036854775807\n").unwrap();
+    let out = cmd(dir.path()).args(["run", "--config"]).arg(&config).arg("-f").arg(&healthy).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("timeout: 9223372036854775807 is out of range: must be 5 to 3600 seconds")
+    );
     let help = cmd(dir.path()).args(["run", "--help"]).output().unwrap();
     assert_eq!(help.status.code(), Some(0));
     assert!(stdout(&help).contains("Exit codes: 0 healthy, 1 findings at or above --fail-on, 2 a target failed"));

@@ -75,7 +75,7 @@ fn occurrences(events: &[KubeEvent]) -> i32 {
 }
 
 fn kubectl(args: &[&str]) -> String {
-    let out = Command::new("kubectl").args(args).env("KUBECONFIG", var("MC_KUBECONFIG")).output().expect("kubectl");
+    let out = common::kubectl_command().args(args).output().expect("kubectl");
     assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -97,28 +97,27 @@ async fn printer_columns_and_field_docs() {
 
     let table = kubectl(&["get", "mc", "-n", &ns.name]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "SCHEDULE", "SUSPENDED", "RESULT", "FINDINGS", "LAST", "RUN", "AGE"]);
+    assert_eq!(header, ["NAME", "READY", "SCHEDULE", "RESULT", "FINDINGS", "LAST", "RUN", "STATUS", "AGE"]);
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(&row[..7], ["daily", "0", "7", "*", "*", "*", "false"]);
+    assert_eq!(&row[..7], ["daily", "True", "0", "7", "*", "*", "*"]);
     assert_eq!(row[7], "Healthy");
     assert_eq!(row[8], "0");
+    // STATUS is the Ready message; NEXT RUN (wide) names the same slot in the same words.
+    let line = table.lines().nth(1).unwrap();
+    assert!(line.contains("next run at ") && line.contains(" 07:00 UTC"), "{table}");
     let wide = kubectl(&["get", "mc", "-n", &ns.name, "-o", "wide"]);
     assert!(wide.lines().next().unwrap().contains("NEXT RUN"), "{wide}");
-    assert!(wide.contains("T07:00:00Z"), "next run shown: {wide}");
+    assert!(wide.contains("SUSPENDED") && wide.contains(" 07:00 UTC"), "next run shown: {wide}");
 
     let explain = eventually(60, "kubectl explain", || async {
-        let out = Command::new("kubectl")
-            .args(["explain", "morningcheck.spec.targets"])
-            .env("KUBECONFIG", var("MC_KUBECONFIG"))
-            .output()
-            .ok()?;
+        let out = common::kubectl_command().args(["explain", "morningcheck.spec.targets"]).output().ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
     })
     .await;
-    assert!(explain.contains("What to check."), "{explain}");
+    assert!(explain.contains("What to check: at least one target"), "{explain}");
     assert!(explain.contains("Kubernetes clusters: the operator's own, or remote ones"), "{explain}");
     let explain = kubectl(&["explain", "morningcheck.spec.schedule"]);
-    assert!(explain.contains("Cron schedule in standard 5-field form"), "{explain}");
+    assert!(explain.contains("Cron schedule in the standard 5-field form"), "{explain}");
 }
 
 #[tokio::test]
@@ -345,18 +344,36 @@ struct Replica {
 }
 
 impl Replica {
+    /// Starts a controller process whose metrics server binds a port the system picks (a
+    /// port chosen here beforehand could be taken by a parallel test meanwhile), and reads
+    /// the port from its log.
     fn start(ns: &str, identity: &str) -> Self {
-        let port = free_port();
+        let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(binary())
             .args(["controller", "--leader-elect", "--lease-duration-seconds", "6", "--renew-deadline-seconds", "4"])
             .args(["--identity", identity, "--lease-namespace", ns, "--watch-namespace", ns])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
             .env("KUBECONFIG", var("MC_KUBECONFIG"))
             .env("RUST_LOG", "info,kube=warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().unwrap())
             .spawn()
             .expect("controller process");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            let serving = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find_map(|l| {
+                let addr = l["fields"]["addr"]
+                    .as_str()
+                    .filter(|_| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("serving")))?;
+                addr.rsplit(':').next()?.parse::<u16>().ok()
+            });
+            if let Some(port) = serving {
+                break port;
+            }
+            assert!(std::time::Instant::now() < deadline, "{identity} never said where it serves:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
         Self { child, port }
     }
 

@@ -1,11 +1,12 @@
-//! deploy/cronjob.yaml, the way to run `morningcheck run` as a Kubernetes CronJob: it
-//! installs on the RBAC-enforcing test apiserver (server-side dry run, then for real, in a
-//! test namespace), its ServiceAccount may read exactly what the checks read, and the
+//! deploy/cronjob.yaml (the chart's CronJob alone, rendered by helm), the way to run
+//! `morningcheck run` as a Kubernetes CronJob: it installs on the RBAC-enforcing test
+//! apiserver (server-side dry run, then for real, in a test namespace), its ServiceAccount
+//! may read exactly what the checks read, and the
 //! container's command line, run as written against the ConfigMap's MorningCheck, gives the
 //! exit code and report the CronJob relies on: first with the test kubeconfig, then in
 //! in-cluster mode with a token of the manifest's own ServiceAccount and the ConfigMap's
 //! kubeconfig (token and CA at the in-cluster paths, inside a private mount namespace).
-//! The chart's `cronjob.enabled` render is checked against this file by tests/chart.rs.
+//! tests/chart.rs checks that this file is what helm renders from the chart today.
 
 mod common;
 
@@ -35,18 +36,11 @@ fn pod_spec(docs: &[Value]) -> &Value {
 }
 
 /// The manifest moved into namespace `ns` (its Namespace object dropped: the test's exists),
-/// with its cluster-scoped objects renamed for this run, and the CronJob in the version the
-/// server serves (batch/v1 from Kubernetes 1.21; the 1.20 test apiserver serves only
-/// batch/v1beta1, whose CronJob has the same fields). Returns the List and the renamed
+/// with its cluster-scoped objects renamed for this run. Returns the List and the renamed
 /// cluster-scoped name.
-async fn for_namespace(client: &Client, docs: &[Value], ns: &str) -> (Value, String) {
+fn for_namespace(docs: &[Value], ns: &str) -> (Value, String) {
     assert_eq!(docs[0]["kind"], "Namespace");
-    let cluster_name = format!("morningcheck-run-{ns}");
-    let batch_v1_cronjob = client
-        .list_api_group_resources("batch/v1")
-        .await
-        .map(|l| l.resources.iter().any(|r| r.name == "cronjobs"))
-        .unwrap_or(false);
+    let cluster_name = format!("morningcheck-cron-{ns}");
     let mut items = vec![];
     for d in &docs[1..] {
         let mut d = d.clone();
@@ -65,9 +59,6 @@ async fn for_namespace(client: &Client, docs: &[Value], ns: &str) -> (Value, Str
             for s in subjects {
                 s["namespace"] = json!(ns);
             }
-        }
-        if d["kind"] == "CronJob" && !batch_v1_cronjob {
-            d["apiVersion"] = json!("batch/v1beta1");
         }
         items.push(d);
     }
@@ -141,13 +132,16 @@ fn container(docs: &[Value], root: &Path, check: &str) -> Container {
     Container { args, env }
 }
 
-/// A Deployment with no available replica (no controller-manager runs here): critical.
-/// It carries the label `morningcheck-test=<ns>`.
+/// A Deployment with no available replica, critical: its pod asks for a node that does
+/// not exist, so the scheduler leaves it Pending. It carries the label
+/// `morningcheck-test=<ns>`.
 async fn plant_unavailable_deployment(client: &Client, ns: &str) {
     let d: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web", "labels": {"morningcheck-test": ns}},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web"}]}}}
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"nodeSelector": {"morningcheck.io/test-node": "none"},
+                                       "containers": [{"name": "web", "image": "web"}]}}}
     }))
     .unwrap();
     Api::<Deployment>::namespaced(client.clone(), ns).create(&PostParams::default(), &d).await.unwrap();
@@ -193,13 +187,13 @@ async fn the_containers_command_line_runs_the_configmaps_check() {
     let out = run(c);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "critical findings fail the Job\n{stdout}\n{stderr}");
-    assert!(stdout.starts_with(&format!("{}/platform: CRITICAL", ns.name)), "{stdout}");
+    assert!(stdout.starts_with(&format!("{}/morningcheck-cron: CRITICAL", ns.name)), "{stdout}");
     assert!(stdout.contains(&format!("{}/web", ns.name)) && stdout.contains("DiskAlmostFull"), "{stdout}");
     assert!(!stdout.contains("Watchdog"), "the check's own alert filter applies: {stdout}");
     assert!(!stderr.contains("morningcheck:"), "no error: {stderr}");
     assert!(!stdout.contains("\n  ERR "), "no target error: {stdout}");
     assert_eq!(posts.lock().unwrap().len(), 1, "the digest is posted once");
-    assert!(posts.lock().unwrap()[0].contains("platform"), "{:?}", posts.lock().unwrap());
+    assert!(posts.lock().unwrap()[0].contains("morningcheck-cron"), "{:?}", posts.lock().unwrap());
 
     // Warnings only: an empty namespace and the critical alert excluded. The Job succeeds.
     let c = container(
@@ -211,7 +205,7 @@ async fn the_containers_command_line_runs_the_configmaps_check() {
     let out = run(c);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "warnings do not fail with --fail-on critical\n{stdout}\n{stderr}");
-    assert!(stdout.starts_with(&format!("{}/platform: WARNING", quiet.name)), "{stdout}");
+    assert!(stdout.starts_with(&format!("{}/morningcheck-cron: WARNING", quiet.name)), "{stdout}");
     assert!(stdout.contains("HighLatency") && !stdout.contains("DiskAlmostFull"), "{stdout}");
     assert!(!stderr.contains("morningcheck:"), "no error: {stderr}");
     assert!(!stdout.contains("\n  ERR "), "no target error: {stdout}");
@@ -229,7 +223,7 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
     let ns = TestNamespace::new(&client, "cronrbac").await;
     let n = ns.name.as_str();
     let docs = manifest();
-    let (list, cluster_name) = for_namespace(&client, &docs, n).await;
+    let (list, cluster_name) = for_namespace(&docs, n);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cronjob.json");
     std::fs::write(&file, serde_json::to_string_pretty(&list).unwrap()).unwrap();
@@ -238,15 +232,15 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
     dry_run(&file);
     let out = apply(&file);
     for object in [
-        "serviceaccount/morningcheck-run",
-        "configmap/morningcheck-run",
-        "cronjob.batch/morningcheck-run",
-        "role.rbac.authorization.k8s.io/morningcheck-run",
+        "serviceaccount/morningcheck-cron",
+        "configmap/morningcheck-cron-run",
+        "cronjob.batch/morningcheck-cron-run",
+        "role.rbac.authorization.k8s.io/morningcheck-cron-secrets",
         &format!("clusterrole.rbac.authorization.k8s.io/{cluster_name}"),
     ] {
         assert!(text(&out).contains(&format!("{object} created")), "{object}:\n{}", text(&out));
     }
-    let stored = get_json(n, "cronjob", "morningcheck-run");
+    let stored = get_json(n, "cronjob", "morningcheck-cron-run");
     assert_eq!(stored["spec"]["concurrencyPolicy"], "Forbid");
     assert_eq!(stored["spec"]["startingDeadlineSeconds"], 600);
     let pod = &stored["spec"]["jobTemplate"]["spec"]["template"]["spec"];
@@ -254,7 +248,7 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
     assert_eq!(pod["containers"][0]["securityContext"], pod_spec(&docs)["containers"][0]["securityContext"]);
     assert_eq!(pod["containers"][0]["args"], pod_spec(&docs)["containers"][0]["args"]);
 
-    let sa = format!("system:serviceaccount:{n}:morningcheck-run");
+    let sa = format!("system:serviceaccount:{n}:morningcheck-cron");
     #[rustfmt::skip]
     let table = [CHECK_READS.as_slice(), &[
         ("get", "", "secrets", n, "slack-webhook", true),
@@ -263,13 +257,13 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
         ("get", "", "secrets", "default", "slack-webhook", false),
         ("watch", "", "pods", "", "", false),
         ("get", "", "pods", n, "p", false),
-        ("get", "", "configmaps", n, "morningcheck-run", false),
+        ("get", "", "configmaps", n, "morningcheck-cron-run", false),
         ("list", "morningcheck.io", "morningchecks", "", "", false),
         ("create", "events.k8s.io", "events", n, "", false),
         ("create", "", "events", n, "", false),
         ("create", "coordination.k8s.io", "leases", n, "", false),
         ("create", "batch", "jobs", n, "", false),
-        ("create", "", "serviceaccounts/token", n, "morningcheck-run", false),
+        ("create", "", "serviceaccounts/token", n, "morningcheck-cron", false),
     ]].concat();
     // A subresource is asked about with the group system:serviceaccounts alone.
     let groups = |(_, _, resource, ns, _): Access| {
@@ -279,7 +273,7 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
 
     // In-cluster: the manifest's ServiceAccount token and the ConfigMap's kubeconfig.
     assert_unshare();
-    let token = token(&client, n, "morningcheck-run").await;
+    let token = token(&client, n, "morningcheck-cron").await;
     let sa_files = service_account_files(dir.path(), &token, n);
 
     let (url, posts) = slack_receiver("cronjob");
@@ -300,7 +294,7 @@ async fn the_manifest_installs_and_runs_with_exactly_its_rights() {
     let out = in_cluster(&sa_files, &dir.path().join("home")).args(&c.args).envs(&c.env).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "critical findings, no failed target\n{stdout}\n{stderr}");
-    assert!(stdout.starts_with(&format!("{n}/platform: CRITICAL")), "{stdout}");
+    assert!(stdout.starts_with(&format!("{n}/morningcheck-cron: CRITICAL")), "{stdout}");
     assert!(stdout.contains(&format!("{n}/web")), "the Deployment was listed with the token: {stdout}");
     // Exit 1, not 2, and no target error: every list and the Secret read were allowed.
     // (stdout may quote other tests' Warning events, so only stderr is searched for words.)

@@ -224,8 +224,10 @@ async fn nodes_not_ready_pressure_and_cordoned() {
     let now = Timestamp::now();
     let prefix = format!("node-{:06x}", rand::random::<u32>() & 0xffffff);
     let nodes: Api<Node> = Api::all(client.clone());
-    let mk = |name: String, unschedulable: bool| json!({"metadata": {"name": name}, "spec": {"unschedulable": unschedulable,
-        "taints": [{"key": "morningcheck.test/planted", "effect": "NoSchedule"}]}});
+    let mk = |name: String, unschedulable: bool| {
+        json!({"metadata": {"name": name}, "spec": {"unschedulable": unschedulable,
+        "taints": [{"key": "morningcheck.test/planted", "effect": "NoSchedule"}]}})
+    };
     let cond = |t: &str, s: &str, since: i64| json!({"type": t, "status": s, "lastTransitionTime": ago(now, since), "lastHeartbeatTime": ago(now, 10)});
     let plan = [
         ("ok", false, json!([cond("Ready", "True", 9000)])),
@@ -279,8 +281,9 @@ async fn pods_are_listed_in_pages() {
         .for_each_concurrent(16, |i| {
             let pods = pods.clone();
             async move {
-                let p: Pod =
-                    serde_json::from_value(json!({"metadata": {"name": format!("p{i:05}")}, "spec": common::planted_spec()}))
+                let p: Pod = serde_json::from_value(
+                    json!({"metadata": {"name": format!("p{i:05}")}, "spec": common::planted_spec()}),
+                )
                 .unwrap();
                 pods.create(&PostParams::default(), &p).await.unwrap();
             }

@@ -114,8 +114,12 @@ async fn pod_states_written_by_kwok() {
         "containers": [{"name": "app", "image": "registry.invalid/app:1"}]});
     create::<Pod>(&client, n, pod("with-sidecar", None, json!({}), sidecar)).await;
     // A Job's pod runs and completes (kwok's pod-complete stage): Succeeded is healthy.
-    create::<Job>(&client, n, json!({"metadata": {"name": "nightly"}, "spec": {"backoffLimit": 0, "template": {
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "job", "image": "registry.invalid/job:1"}]}}}}))
+    create::<Job>(
+        &client,
+        n,
+        json!({"metadata": {"name": "nightly"}, "spec": {"backoffLimit": 0, "template": {
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "job", "image": "registry.invalid/job:1"}]}}}}),
+    )
     .await;
 
     pod_reaches(&client, n, "crashing", "CrashLoopBackOff", |s| waiting_reason(s) == Some("CrashLoopBackOff")).await;
@@ -127,7 +131,9 @@ async fn pod_states_written_by_kwok() {
     .await;
     pod_reaches(&client, n, "held", "scheduled, still Pending", |s| {
         s["phase"] == "Pending"
-            && s["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "PodScheduled" && c["status"] == "True"))
+            && s["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "PodScheduled" && c["status"] == "True"))
     })
     .await;
     pod_reaches(&client, n, "healthy", "Running", |s| s["phase"] == "Running").await;
@@ -140,13 +146,18 @@ async fn pod_states_written_by_kwok() {
         let pods = pods.clone();
         async move {
             let list = pods.list(&ListParams::default().labels("job-name=nightly")).await.ok()?;
-            list.items.iter().any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")).then_some(())
+            list.items
+                .iter()
+                .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
+                .then_some(())
         }
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // past a grace of 0 s
 
-    let out = kubernetes::check(&target(n, json!({"nodes": false, "workloads": false, "events": false})), &ctx(&client, n)).await;
+    let out =
+        kubernetes::check(&target(n, json!({"nodes": false, "workloads": false, "events": false})), &ctx(&client, n))
+            .await;
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     assert_eq!(out.facts["pods"], 8);
     let (findings, _, _) = out.sink.into_parts();
@@ -166,9 +177,21 @@ async fn pod_states_written_by_kwok() {
         "{findings:#?}"
     );
     let message = |check: &str| findings.iter().find(|f| f.check == check).unwrap().message.clone();
-    assert!(message("HighRestarts").contains("restarted 9 times; last exit: OOMKilled (code 137)"), "{}", message("HighRestarts"));
-    assert!(message("CrashLoopBackOff").contains("back-off 5m0s restarting failed container"), "{}", message("CrashLoopBackOff"));
-    assert!(message("PodEvicted").starts_with("Evicted: The node was low on resource: memory."), "{}", message("PodEvicted"));
+    assert!(
+        message("HighRestarts").contains("restarted 9 times; last exit: OOMKilled (code 137)"),
+        "{}",
+        message("HighRestarts")
+    );
+    assert!(
+        message("CrashLoopBackOff").contains("back-off 5m0s restarting failed container"),
+        "{}",
+        message("CrashLoopBackOff")
+    );
+    assert!(
+        message("PodEvicted").starts_with("Evicted: The node was low on resource: memory."),
+        "{}",
+        message("PodEvicted")
+    );
 }
 
 #[tokio::test]
@@ -186,17 +209,42 @@ async fn workload_states_written_by_the_controllers() {
     };
     let selector = |app: &str| json!({"matchLabels": {"app": app}});
     // Pods that never become ready: the Deployment controller gives up by itself.
-    create::<Deployment>(&client, n, json!({"metadata": {"name": "stuck"}, "spec": {"replicas": 2, "progressDeadlineSeconds": 3,
-        "selector": selector("stuck"), "template": template("stuck", Some("unready"))}})).await;
-    create::<Deployment>(&client, n, json!({"metadata": {"name": "fine"}, "spec": {"replicas": 2,
-        "selector": selector("fine"), "template": template("fine", None)}})).await;
-    create::<Deployment>(&client, n, json!({"metadata": {"name": "paused"}, "spec": {"replicas": 2, "paused": true,
-        "selector": selector("paused"), "template": template("paused", Some("unready"))}})).await;
+    create::<Deployment>(
+        &client,
+        n,
+        json!({"metadata": {"name": "stuck"}, "spec": {"replicas": 2, "progressDeadlineSeconds": 3,
+        "selector": selector("stuck"), "template": template("stuck", Some("unready"))}}),
+    )
+    .await;
+    create::<Deployment>(
+        &client,
+        n,
+        json!({"metadata": {"name": "fine"}, "spec": {"replicas": 2,
+        "selector": selector("fine"), "template": template("fine", None)}}),
+    )
+    .await;
+    create::<Deployment>(
+        &client,
+        n,
+        json!({"metadata": {"name": "paused"}, "spec": {"replicas": 2, "paused": true,
+        "selector": selector("paused"), "template": template("paused", Some("unready"))}}),
+    )
+    .await;
     // kwok holds these pods Pending, so the sets stay below their desired count.
-    create::<StatefulSet>(&client, n, json!({"metadata": {"name": "db"}, "spec": {"replicas": 2, "serviceName": "db",
-        "selector": selector("db"), "template": template("db", Some("pending"))}})).await;
-    create::<DaemonSet>(&client, n, json!({"metadata": {"name": "agent"}, "spec": {
-        "selector": selector("agent"), "template": template("agent", Some("pending"))}})).await;
+    create::<StatefulSet>(
+        &client,
+        n,
+        json!({"metadata": {"name": "db"}, "spec": {"replicas": 2, "serviceName": "db",
+        "selector": selector("db"), "template": template("db", Some("pending"))}}),
+    )
+    .await;
+    create::<DaemonSet>(
+        &client,
+        n,
+        json!({"metadata": {"name": "agent"}, "spec": {
+        "selector": selector("agent"), "template": template("agent", Some("pending"))}}),
+    )
+    .await;
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), n);
     eventually(90, "stuck: ProgressDeadlineExceeded, fine: 2 available", || {
@@ -226,7 +274,8 @@ async fn workload_states_written_by_the_controllers() {
     })
     .await;
 
-    let out = kubernetes::check(&target(n, json!({"pods": false, "nodes": false, "events": false})), &ctx(&client, n)).await;
+    let out =
+        kubernetes::check(&target(n, json!({"pods": false, "nodes": false, "events": false})), &ctx(&client, n)).await;
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let (findings, _, _) = out.sink.into_parts();
     assert_eq!(
@@ -243,7 +292,11 @@ async fn workload_states_written_by_the_controllers() {
         "{findings:#?}"
     );
     let message = |check: &str| findings.iter().find(|f| f.check == check).unwrap().message.clone();
-    assert!(message("ProgressDeadlineExceeded").contains("has timed out progressing"), "{}", message("ProgressDeadlineExceeded"));
+    assert!(
+        message("ProgressDeadlineExceeded").contains("has timed out progressing"),
+        "{}",
+        message("ProgressDeadlineExceeded")
+    );
     assert_eq!(message("DaemonSetUnavailable"), format!("DaemonSet 0/{nodes} replicas available"));
     assert_eq!(message("StatefulSetUnavailable"), "StatefulSet 0/2 replicas ready");
 }
@@ -278,10 +331,14 @@ async fn node_not_ready_written_by_kwok_and_a_real_cordon() {
     eventually(60, "kwok marks the node NotReady", || ready(down.clone(), "False")).await;
     eventually(60, "kwok initialises the other node", || ready(drained.clone(), "True")).await;
     // What `kubectl cordon` does.
-    nodes.patch(&drained, &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": true}}))).await.unwrap();
+    nodes
+        .patch(&drained, &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": true}})))
+        .await
+        .unwrap();
 
     let t: KubernetesTarget =
-        serde_json::from_value(json!({"name": "kwok", "checks": {"pods": false, "workloads": false, "events": false}})).unwrap();
+        serde_json::from_value(json!({"name": "kwok", "checks": {"pods": false, "workloads": false, "events": false}}))
+            .unwrap();
     let out = kubernetes::check(&t, &ctx(&client, "default")).await;
     for name in [&down, &drained] {
         let _ = nodes.delete(name, &DeleteParams::default()).await;
@@ -312,20 +369,28 @@ async fn warning_events_written_by_the_scheduler() {
         s["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["reason"] == "Unschedulable"))
     })
     .await;
-    let c = ctx(&client, n);
     let t = target(n, json!({"nodes": false, "workloads": false}));
-    let findings = eventually(60, "the scheduler's FailedScheduling event", || {
-        let (t, c) = (t.clone(), c.clone());
+    let findings = eventually(60, "the scheduler's FailedScheduling event and the pod Pending", || {
+        // A fresh context each time: its clock is the run's "now".
+        let (t, c) = (t.clone(), ctx(&client, n));
         async move {
             let out = kubernetes::check(&t, &c).await;
             let (findings, _, _) = out.sink.into_parts();
-            findings.iter().any(|f| f.check == "EventFailedScheduling").then_some(findings)
+            // The event, and the pod past a grace of 0 s (its age counts in whole seconds).
+            let both = ["EventFailedScheduling", "PodPending"].iter().all(|c| findings.iter().any(|f| f.check == *c));
+            both.then_some(findings)
         }
     })
     .await;
     assert_eq!(
         summary(&findings),
-        set(n, &[("PodPending", Severity::Warning, "homeless"), ("EventFailedScheduling", Severity::Warning, "Pod/homeless")]),
+        set(
+            n,
+            &[
+                ("PodPending", Severity::Warning, "homeless"),
+                ("EventFailedScheduling", Severity::Warning, "Pod/homeless")
+            ]
+        ),
         "{findings:#?}"
     );
     let pending = findings.iter().find(|f| f.check == "PodPending").unwrap();

@@ -1,10 +1,11 @@
-//! The chart's RBAC, proven on the RBAC-enforcing test apiserver: the chart is rendered
-//! and applied for real, and the controller binary runs in in-cluster mode with a token of
-//! the chart's ServiceAccount (TokenRequest), the apiserver's CA and the namespace at the
-//! in-cluster paths inside a private mount namespace (`unshare`), and no kubeconfig. A
-//! MorningCheck with every check (the cluster, cluster-wide; Prometheus with a query; EC2
-//! on moto; Slack to a receiver on loopback) runs without a single 403; then one rule at a
-//! time is removed and the next run fails exactly the check that needs it, and nothing else.
+//! The chart's RBAC, proven on the RBAC-enforcing test apiserver: the chart is installed
+//! for real by `helm install`, and the controller binary runs in in-cluster mode with a
+//! token minted (TokenRequest) for the ServiceAccount helm created, the apiserver's CA and
+//! the namespace at the in-cluster paths inside a private mount namespace (`unshare`), and
+//! no kubeconfig. A MorningCheck with every check (the cluster, cluster-wide; Prometheus
+//! with a query; EC2 on moto; Slack to a receiver on loopback) runs without a single 403;
+//! then one rule at a time is removed and the next run fails exactly the check that needs
+//! it, and nothing else.
 
 mod common;
 
@@ -15,12 +16,14 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::chart::{
-    Access, CHART, SA_DIR, apply, assert_unshare, can, create_webhook_secret, docs, env_value, in_cluster, kubectl,
-    one, release_file, render, repo, sa_groups_in, service_account_files, slack_receiver, text, token,
+    Access, CHART, Release, SA_DIR, assert_unshare, can, create_webhook_secret, env_value, in_cluster, repo,
+    sa_groups_in, service_account_files, slack_receiver, token,
 };
 use common::{TestNamespace, admin, eventually, var};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -190,14 +193,17 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
     let sa_user = format!("system:serviceaccount:{n}:{fullname}");
     let dir = tempfile::tempdir().unwrap();
 
-    // The chart, cluster-wide checks and Secrets of this namespace, applied for real.
-    let rendered = render(&release, n, &["--set", &format!("rbac.secretNamespaces={{{n}}}")]);
-    let (manifest, _release) = release_file(dir.path(), &rendered);
-    apply(&manifest);
-    let out = kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
-    assert!(out.status.success() && !text(&out).contains("created"), "apply is idempotent:\n{}", text(&out));
-    let all = docs(&rendered);
-    let deployment = one(&all, "Deployment");
+    // The chart, cluster-wide checks and Secrets of this namespace, installed by helm.
+    let secrets = format!("rbac.secretNamespaces={{{n}}}");
+    let (_release, _) =
+        Release::install(&release, n, &["--set", &secrets]).unwrap_or_else(|e| panic!("helm install:\n{e}"));
+    // The ServiceAccount helm created, and the Deployment's Lease name, as the apiserver has them.
+    let sa =
+        Api::<ServiceAccount>::namespaced(client.clone(), n).get(&fullname).await.expect("the chart's ServiceAccount");
+    let managed_by = sa.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/managed-by"));
+    assert_eq!(managed_by.map(String::as_str), Some("Helm"));
+    let deployment = Api::<Deployment>::namespaced(client.clone(), n).get(&fullname).await.expect("the Deployment");
+    let deployment = serde_json::to_value(&deployment).unwrap();
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(deployment["spec"]["template"]["spec"]["serviceAccountName"], fullname.as_str());
     let lease_name = env_value(container, "MORNINGCHECK_LEASE_NAME")
@@ -211,7 +217,9 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
     let review = Api::<TokenReview>::all(client.clone()).create(&PostParams::default(), &review).await.unwrap();
     let status = review.status.unwrap();
     assert_eq!(status.authenticated, Some(true));
-    assert_eq!(status.user.unwrap().username.as_deref(), Some(sa_user.as_str()), "the token is the ServiceAccount's");
+    let user = status.user.unwrap();
+    assert_eq!(user.username.as_deref(), Some(sa_user.as_str()), "the token is the ServiceAccount's");
+    assert_eq!(user.uid, sa.metadata.uid, "bound to the very ServiceAccount object helm created");
     let files = service_account_files(dir.path(), &token, n);
 
     // The Slack webhook Secret, read by the controller in the MorningCheck's namespace.

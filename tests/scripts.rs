@@ -41,8 +41,11 @@ fn with_env_exits_with_the_commands_status_when_the_environment_was_already_up()
 fn the_readme_commands_are_the_scripts_ci_runs() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let quick_start = readme.split("```").nth(1).expect("a code block in the README");
-    let commands: Vec<&str> =
-        quick_start.lines().map(|l| l.split('#').next().unwrap().trim()).filter(|l| !l.is_empty() && *l != "sh").collect();
+    let commands: Vec<&str> = quick_start
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty() && *l != "sh")
+        .collect();
     assert_eq!(commands, ["./scripts/demo.sh", "./scripts/test.sh"], "the README opens with the demo, then the tests");
     let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
     assert!(ci.lines().any(|l| l.trim() == "exec ./scripts/test.sh"), "{ci}");

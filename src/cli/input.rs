@@ -31,6 +31,43 @@ pub struct Document {
     pub check: MorningCheck,
 }
 
+/// Why a manifest could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The file could not be opened or read (exit 66).
+    Io(std::io::Error),
+    /// The bytes are not UTF-8 text, so not a manifest (exit 65, as kubectl refuses it).
+    NotText(std::string::FromUtf8Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::NotText(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+                write!(
+                    f,
+                    "line {line}: not UTF-8 text (invalid byte at offset {at}); a manifest is YAML or JSON in UTF-8"
+                )
+            }
+        }
+    }
+}
+
+/// Reads a manifest file (`-` is stdin) as UTF-8 text.
+pub fn read(path: &std::path::Path) -> Result<String, ReadError> {
+    let bytes = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map(|_| b)
+    } else {
+        std::fs::read(path)
+    }
+    .map_err(ReadError::Io)?;
+    String::from_utf8(bytes).map_err(ReadError::NotText)
+}
+
 /// Parses every document of `text`, read from `file`.
 pub fn parse(file: &str, text: &str) -> Result<Vec<Document>, InputError> {
     let err = |line: Option<usize>, message: String| InputError { file: file.to_string(), line, message };
@@ -169,6 +206,20 @@ mod tests {
         let two = format!("{ONE}---\n{}", ONE.replace("      namespaces:", "      colour: blue\n      namespaces:"));
         let e = parse("e.yaml", &two).unwrap_err();
         assert_eq!(e.line, Some(22), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_not_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bin.yaml");
+        std::fs::write(&p, b"apiVersion: v1\nkind: \xff\xfe\n").unwrap();
+        let e = read(&p).unwrap_err();
+        assert!(matches!(e, ReadError::NotText(_)));
+        assert_eq!(
+            e.to_string(),
+            "line 2: not UTF-8 text (invalid byte at offset 21); a manifest is YAML or JSON in UTF-8"
+        );
+        assert!(matches!(read(&dir.path().join("missing")).unwrap_err(), ReadError::Io(_)));
     }
 
     #[test]

@@ -80,11 +80,11 @@ pub struct RunArgs {
     /// Exit 1 when findings at or above this severity exist.
     #[arg(long, env = "MORNINGCHECK_FAIL_ON", value_enum)]
     pub fail_on: Option<FailOn>,
-    /// Seconds the whole run may take (default: the spec's timeoutSeconds).
-    #[arg(long, env = "MORNINGCHECK_TIMEOUT")]
+    /// Seconds the whole run may take, 5 to 3600 as the spec's timeoutSeconds (default: the spec's).
+    #[arg(long, env = "MORNINGCHECK_TIMEOUT", value_parser = clap::value_parser!(u64).range(TIMEOUT_RANGE))]
     pub timeout: Option<u64>,
-    /// Seconds to establish each connection to Prometheus.
-    #[arg(long, env = "MORNINGCHECK_CONNECT_TIMEOUT")]
+    /// Seconds to establish each connection to Prometheus, 1 to 300 as connectTimeoutSeconds.
+    #[arg(long, env = "MORNINGCHECK_CONNECT_TIMEOUT", value_parser = clap::value_parser!(u64).range(CONNECT_TIMEOUT_RANGE))]
     pub connect_timeout: Option<u64>,
     /// Config file (default ~/.config/morningcheck/config.yaml when present).
     #[arg(long, env = "MORNINGCHECK_CONFIG")]
@@ -95,6 +95,20 @@ pub struct RunArgs {
     /// Only errors on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+/// Bounds of `--timeout`, as `spec.timeoutSeconds`.
+pub const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 5..=3600;
+/// Bounds of `--connect-timeout`, as `connectTimeoutSeconds`.
+pub const CONNECT_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=300;
+
+fn bounded(key: &str, v: Option<u64>, range: std::ops::RangeInclusive<u64>) -> Result<Option<u64>, String> {
+    match v {
+        Some(x) if !range.contains(&x) => {
+            Err(format!("{key}: {x} is out of range: must be {} to {} seconds", range.start(), range.end()))
+        }
+        _ => Ok(v),
+    }
 }
 
 /// Settings after layering flags, environment and the config file.
@@ -121,12 +135,14 @@ pub fn settings(args: &RunArgs, m: &ArgMatches, file: FileConfig) -> Result<Sett
     let output = layer(m, "output", args.output, file_output);
     let file_fail_on = file.fail_on.as_deref().map(parse_enum::<FailOn>).transpose()?;
     let fail_on = layer(m, "fail_on", args.fail_on, file_fail_on.map(Some));
+    let file_timeout = bounded("timeout", file.timeout, TIMEOUT_RANGE)?;
+    let file_connect_timeout = bounded("connectTimeout", file.connect_timeout, CONNECT_TIMEOUT_RANGE)?;
     Ok(Settings {
         output,
         dry_run: layer(m, "dry_run", args.dry_run, file.dry_run),
         fail_on,
-        timeout: layer(m, "timeout", args.timeout, file.timeout.map(Some)),
-        connect_timeout: layer(m, "connect_timeout", args.connect_timeout, file.connect_timeout.map(Some)),
+        timeout: layer(m, "timeout", args.timeout, file_timeout.map(Some)),
+        connect_timeout: layer(m, "connect_timeout", args.connect_timeout, file_connect_timeout.map(Some)),
         contexts: layer(m, "contexts", args.contexts.clone(), file.contexts),
         prometheus_urls: layer(m, "prometheus_urls", args.prometheus_urls.clone(), file.prometheus_urls),
         regions: layer(m, "regions", args.regions.clone(), file.regions),
@@ -172,6 +188,23 @@ pub fn apply_overrides(check: &mut MorningCheck, s: &Settings) {
             t.aws.push(AwsTarget { name: "aws".into(), insufficient_data_grace_seconds: 600, ..Default::default() });
         }
         t.aws.iter_mut().for_each(|a| a.regions = s.regions.clone());
+    }
+}
+
+/// Every reason the apiserver (admission: schema and CEL rules) or the controller
+/// (schedule, time zone, Secrets, selectors, expressions) would refuse a document, as
+/// lines for a person; empty when it is valid. Checked after the command line's
+/// overrides, on the object that would be applied.
+pub fn problems(check: &MorningCheck) -> Vec<String> {
+    let object = serde_json::to_value(check).expect("a MorningCheck serializes");
+    let admission: Vec<String> = crate::admission::admit(&object).iter().map(ToString::to_string).collect();
+    if !admission.is_empty() {
+        return admission;
+    }
+    let ns = check.namespace().unwrap_or_else(|| "default".into());
+    match crate::validate::validate(&check.spec, &ns) {
+        Ok(_) => Vec::new(),
+        Err(invalid) => invalid.problems.iter().map(|p| format!("{p} ({})", invalid.reason)).collect(),
     }
 }
 
@@ -239,12 +272,13 @@ pub async fn run_once(check: &MorningCheck, s: &Settings) -> RunReport {
             values: Arc::new(HashMap::new()),
         }
     };
-    let timeout = s.timeout.unwrap_or(check.spec.timeout_seconds.max(1) as u64);
+    // Both are bounded (3600 s) by then; the fallback only keeps an Instant from overflowing.
+    let timeout = s.timeout.unwrap_or(u64::try_from(check.spec.timeout_seconds).unwrap_or(300));
     let now = jiff::Timestamp::now();
     let started = Instant::now();
     let ctx = RunContext {
         now,
-        deadline: started + Duration::from_secs(timeout),
+        deadline: started.checked_add(Duration::from_secs(timeout)).unwrap_or(started + Duration::from_secs(3600)),
         secrets,
         local: LocalCluster::Kubeconfig { default_context: None },
         connect_timeout: s.connect_timeout.map(Duration::from_secs),

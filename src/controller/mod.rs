@@ -182,6 +182,7 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
             let message = invalid.message();
             let changed = set_condition(&mut st.conditions, READY, false, invalid.reason, &message, now, generation);
             st.next_schedule_time = None;
+            st.next_run = None;
             if st != before {
                 apply_status(&api, &mc, &st, rv.as_deref()).await?;
             }
@@ -214,11 +215,11 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
         },
     );
     st.next_schedule_time = plan.next.map(Time);
-    let ready_msg = match (mc.spec.suspend, plan.next) {
+    // The same words in the NEXT RUN column as in the Ready condition: the schedule's zone.
+    st.next_run = plan.next.filter(|_| !mc.spec.suspend).map(|n| status::display_time(n, schedule.time_zone()));
+    let ready_msg = match (mc.spec.suspend, &st.next_run) {
         (true, _) => "suspended: no scheduled runs until spec.suspend is false".to_string(),
-        (false, Some(n)) => {
-            format!("next run at {}", n.to_zoned(schedule.time_zone().clone()).strftime("%Y-%m-%d %H:%M %Z"))
-        }
+        (false, Some(n)) => format!("next run at {n}"),
         (false, None) => "the schedule has no future slot".to_string(),
     };
     set_condition(

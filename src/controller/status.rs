@@ -13,6 +13,11 @@ pub const SCHEDULED: &str = "Scheduled";
 /// The status is cut to stay below this many bytes of JSON (etcd allows 1.5 MiB).
 pub const STATUS_BUDGET: usize = 60 * 1024;
 
+/// A slot for a person, in the schedule's time zone: `2026-11-25 07:00 CET`.
+pub fn display_time(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string()
+}
+
 /// Sets a condition; `lastTransitionTime` moves only when `status` changes. Returns
 /// whether anything changed.
 pub fn set_condition(

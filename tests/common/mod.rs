@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use morningcheck::api::MorningCheck;
@@ -58,7 +58,6 @@ pub async fn admin() -> Client {
 /// Creates a namespace of its own for a test (`prefix-<random>`), deleted on drop.
 pub struct TestNamespace {
     pub name: String,
-    client: Client,
 }
 
 impl TestNamespace {
@@ -75,19 +74,19 @@ impl TestNamespace {
             async move { sas.get_opt("default").await.ok().flatten() }
         })
         .await;
-        Self { name, client: client.clone() }
+        Self { name }
     }
 }
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
-        // Best effort: the namespace controller deletes what is left in the background.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = Api::<Namespace>::all(client).delete(&name, &DeleteParams::default()).await;
-            });
-        }
+        // A task spawned here would die with the test's runtime; kubectl outlives it. The
+        // namespace controller deletes what is inside in the background.
+        let _ = kubectl_command()
+            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
     }
 }
 

@@ -80,9 +80,18 @@ build_kwok() {
   go_install "$1" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" \
     "-X sigs.k8s.io/kwok/pkg/consts.Version=v$KWOK_VERSION"
 }
+# helm's Makefile also tells it which Kubernetes its client-go speaks (the minor of the
+# client-go in helm's own go.mod); without it, helm assumes v1.20 where no cluster says.
 build_helm() {
-  go_install "$1" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" \
-    "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  local gomod minor flags
+  gomod=$(go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+  minor=$(sed -n 's#^\s*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod")
+  [ -n "$minor" ] || { log "no k8s.io/client-go in helm's go.mod"; return 1; }
+  flags="-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    flags+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+  done
+  go_install "$1" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" "$flags"
 }
 build_crane() { go_install "$1" "github.com/google/go-containerregistry/cmd/crane@v$CRANE_VERSION"; }
 build_kubeconform() { go_install "$1" "github.com/yannh/kubeconform/cmd/kubeconform@v$KUBECONFORM_VERSION"; }

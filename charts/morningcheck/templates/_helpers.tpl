@@ -26,30 +26,60 @@ contains the chart name, else `<release>-<chart>`. Truncated so that suffixes su
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels of every object. */}}
+{{/*
+Labels of every object. The objects that both the operator and the CronJob use (the
+ServiceAccount, the checks' and Secrets' RBAC, the NetworkPolicy) carry these alone; the
+others add their component (controllerLabels, runLabels).
+*/}}
 {{- define "morningcheck.labels" -}}
 helm.sh/chart: {{ include "morningcheck.chart" . }}
 {{ include "morningcheck.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/component: operator
 app.kubernetes.io/part-of: morningcheck
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels of the operator's objects and pods (`morningcheck controller`). */}}
+{{- define "morningcheck.controllerLabels" -}}
+{{ include "morningcheck.labels" . }}
+app.kubernetes.io/component: controller
 {{- end }}
 
 {{/* Labels of the CronJob's objects and pods (`morningcheck run`). */}}
 {{- define "morningcheck.runLabels" -}}
-helm.sh/chart: {{ include "morningcheck.chart" . }}
-{{ include "morningcheck.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{ include "morningcheck.labels" . }}
 app.kubernetes.io/component: run
-app.kubernetes.io/part-of: morningcheck
-app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
-{{/* Labels that select the operator's pods. */}}
+{{/*
+Labels of every pod of the release, the operator's and the CronJob's: only the
+NetworkPolicy, which covers both, selects by these alone.
+*/}}
 {{- define "morningcheck.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "morningcheck.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels that select the operator's pods and nothing else: the Deployment's selector, the
+Service's, the PodDisruptionBudget's and the anti-affinity term. The component keeps the
+CronJob's pods (component `run`) out of all of them.
+*/}}
+{{- define "morningcheck.controllerSelectorLabels" -}}
+{{ include "morningcheck.selectorLabels" . }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{/* Extra pod labels (podLabels); they may not replace the labels the selectors use. */}}
+{{- define "morningcheck.podLabels" -}}
+{{- range $key, $_ := .Values.podLabels }}
+{{- if has $key (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component") }}
+{{- fail (printf "podLabels may not set %s: the chart's selectors use it" $key) }}
+{{- end }}
+{{- end }}
+{{- with .Values.podLabels }}
+{{- toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* The ServiceAccount's name. */}}

@@ -1,0 +1,38 @@
+//! The `MorningCheck` custom resource: what to check, when, and where to report.
+//!
+//! Everything the apiserver can validate is in the schema: bounds on every number, string
+//! and list, patterns, enums, required fields, and CEL rules (`x-kubernetes-validations`)
+//! for what spans fields (unique target names, one auth method, threshold order, …).
+//! `morningcheck run` applies the same schema and rules ([`crate::admission`]). What the
+//! schema can't say (cron syntax, time zones, Secrets' namespaces, label selectors,
+//! regular expressions) is validated by the controller in [`crate::validate`].
+
+mod prometheus;
+mod spec;
+mod status;
+
+pub use prometheus::*;
+pub use spec::*;
+pub use status::*;
+
+pub const GROUP: &str = "morningcheck.io";
+/// Annotation that triggers one run; its value is a token that runs at most once.
+pub const RUN_NOW_ANNOTATION: &str = "morningcheck.io/run-now";
+/// Most targets of each kind (`maxItems` of `spec.targets.kubernetes`, `.prometheus`, `.aws`).
+pub const MAX_TARGETS_PER_KIND: usize = 100;
+
+/// Pattern of target and query names: no `/`, no control characters (a name is shown in
+/// the status, the digest and metric labels). Target names are stricter still.
+pub(crate) const PRINTABLE_NAME: &str = r"^[^/\x00-\x1F\x7F-\x9F]+$";
+/// Pattern of target names: lowercase letters, digits, `-` and `.`.
+pub(crate) const TARGET_NAME: &str = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
+/// A DNS label (RFC 1123), as namespace names.
+pub(crate) const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS subdomain (RFC 1123), as Secret names.
+pub(crate) const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// An http(s) URL with a host.
+pub(crate) const HTTP_URL: &str = r"^https?://[^\s/?#]+([/?#]\S*)?$";
+
+pub(crate) fn default_true() -> bool {
+    true
+}

@@ -1,0 +1,393 @@
+//! The status: conditions, the schedule's bookkeeping, the last run's report, history.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Severity;
+
+/// Observed state: the schedule's bookkeeping, the last run's result, and its history.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MorningCheckStatus {
+    /// Conditions: Ready (spec valid and scheduled), Healthy (the last run's verdict),
+    /// Scheduled (False after a missed slot) and Notified (the last Slack delivery).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The generation the status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The slot of the most recent run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// The most recent slot skipped because it was missed by more than the starting deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_missed_time: Option<Time>,
+    /// When the most recent run without a failed target finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    /// The next slot (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<Time>,
+    /// The next slot for a person, in the schedule's time zone, e.g. `2026-11-25 07:00
+    /// CET`: the form of the Ready condition's message. Unset while suspended or invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+    /// The run in progress, recorded before its work starts so a restart never runs a
+    /// slot twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_run: Option<ActiveRun>,
+    /// The last run-now token acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_now_token: Option<String>,
+    /// The result of the last completed run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<RunReport>,
+    /// Findings of the last run with their streaks, for the next run's diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_findings: Vec<KnownFinding>,
+    /// Summaries of the most recent runs, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RunRecord>,
+    /// Outcome of the last Slack delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<NotificationStatus>,
+}
+
+/// A standard Kubernetes condition.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Ready, Healthy, Scheduled or Notified.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    /// Machine-readable reason in CamelCase, e.g. Scheduled, InvalidSchedule.
+    pub reason: String,
+    /// What happened, for a person.
+    pub message: String,
+    /// When `status` last changed.
+    pub last_transition_time: Time,
+    /// The generation this condition was set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// A run in progress.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveRun {
+    /// Deterministic id: the slot's time, or the run-now token.
+    pub run_id: String,
+    /// The slot being run (for run-now, the time it was requested).
+    pub slot: Time,
+    /// When the run started.
+    pub started_at: Time,
+    /// What started the run: Schedule or RunNow.
+    pub trigger: String,
+}
+
+/// The overall verdict of a run: Healthy, Warning, Critical, Failed or Interrupted.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RunResult {
+    /// No findings above info.
+    #[default]
+    Healthy,
+    /// Warning findings.
+    Warning,
+    /// Critical findings.
+    Critical,
+    /// At least one target could not be checked.
+    Failed,
+    /// The controller stopped while the run was in progress.
+    Interrupted,
+}
+
+/// Finding counts by severity.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// All findings.
+    pub total: u64,
+    /// Critical findings.
+    pub critical: u64,
+    /// Warning findings.
+    pub warning: u64,
+    /// Info findings.
+    pub info: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, severity: Severity, n: u64) {
+        self.total += n;
+        match severity {
+            Severity::Critical => self.critical += n,
+            Severity::Warning => self.warning += n,
+            Severity::Info => self.info += n,
+        }
+    }
+
+    pub fn merge(&mut self, other: &Counts) {
+        self.add(Severity::Critical, other.critical);
+        self.add(Severity::Warning, other.warning);
+        self.add(Severity::Info, other.info);
+    }
+}
+
+/// The area a target belongs to: Kubernetes, Prometheus or Aws.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum Area {
+    Kubernetes,
+    Prometheus,
+    Aws,
+}
+
+impl Area {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Area::Kubernetes => "kubernetes",
+            Area::Prometheus => "prometheus",
+            Area::Aws => "aws",
+        }
+    }
+}
+
+/// Why a target (or one of its parts) could not be checked: Unreachable, Unauthorized,
+/// Forbidden, Throttled, BadRequest, Config or Api.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ErrorTier {
+    /// DNS, connection, TLS or timeout.
+    Unreachable,
+    /// Credentials missing, expired or rejected (401).
+    Unauthorized,
+    /// Authenticated but not allowed (403, AccessDenied).
+    Forbidden,
+    /// Rate limited and still failing after retries.
+    Throttled,
+    /// The request was rejected as invalid (bad PromQL, bad filter).
+    BadRequest,
+    /// The target's configuration is unusable (missing Secret, bad kubeconfig).
+    Config,
+    /// Any other error answered by the peer.
+    Api,
+}
+
+/// A target's error.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetError {
+    /// The kind of failure: Unreachable, Unauthorized, Forbidden, Throttled, BadRequest,
+    /// Config or Api.
+    pub tier: ErrorTier,
+    /// What failed, e.g. the query, region or resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The error, for a person (never a credential).
+    pub message: String,
+}
+
+/// One thing an on-call engineer should look at.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// Stable identity across runs: kind of problem and object.
+    pub key: String,
+    /// Info, Warning or Critical.
+    pub severity: Severity,
+    /// The kind of problem, e.g. CrashLoopBackOff, NodeNotReady, AlertFiring.
+    pub check: String,
+    /// The object concerned, e.g. `prod/web-7d9f` or `i-0abc (web-1)`.
+    pub object: String,
+    /// Details for a person.
+    pub message: String,
+    /// Since when, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+/// The result of one target.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    /// The target's name from the spec.
+    pub name: String,
+    /// Kubernetes, Prometheus or Aws.
+    pub area: Area,
+    /// Region, context or endpoint checked, when it differs from the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The target's verdict: Healthy, Warning, Critical or Failed.
+    pub result: RunResult,
+    /// Errors of the target or its parts; partial results are still reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<TargetError>,
+    /// Counts of all findings, including those cut from `findings`.
+    pub counts: Counts,
+    /// Facts worth showing, e.g. instances by state or pods scanned.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub facts: BTreeMap<String, u64>,
+    /// Most severe findings first, cut at the target's limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// TLS verification was turned off for this target.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+}
+
+/// A finding named in a diff.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingRef {
+    /// The target's name.
+    pub target: String,
+    /// Info, Warning or Critical.
+    pub severity: Severity,
+    /// The kind of problem, e.g. CrashLoopBackOff.
+    pub check: String,
+    /// The object concerned.
+    pub object: String,
+    /// Consecutive runs this finding has been present, this one included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<u32>,
+}
+
+/// What changed since the previous run.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunDiff {
+    /// Whether there was a previous run to compare with.
+    pub has_previous: bool,
+    /// Findings not in the previous run.
+    pub new_total: u64,
+    /// Findings of the previous run that are gone.
+    pub resolved_total: u64,
+    /// Findings present in both runs.
+    pub still_failing_total: u64,
+    /// New findings, most severe first (cut to fit the status).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new: Vec<FindingRef>,
+    /// Resolved findings, most severe first (cut to fit the status).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<FindingRef>,
+    /// Findings still failing with their streaks, most severe first (cut to fit the status).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub still_failing: Vec<FindingRef>,
+}
+
+/// The full result of one run: the status' `lastRun`, and the JSON output of
+/// `morningcheck run` (schema version in `schemaVersion`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    /// Version of this report's shape, e.g. morningcheck.io/v1alpha1.
+    pub schema_version: String,
+    /// `namespace/name` of the MorningCheck (in `morningcheck run` output only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// Deterministic id of the run: `scheduled-<unix seconds>` or `run-now-<token>`.
+    pub run_id: String,
+    /// The slot run (for run-now, the time it was requested).
+    pub slot: Time,
+    /// When the run started.
+    pub started_at: Time,
+    /// When the run finished.
+    pub finished_at: Time,
+    /// How long the run took, in seconds.
+    pub duration_seconds: f64,
+    /// The verdict: Healthy, Warning, Critical, Failed or Interrupted.
+    pub result: RunResult,
+    /// Counts of all findings of all targets.
+    pub counts: Counts,
+    /// Counts per area.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub areas: BTreeMap<String, Counts>,
+    /// One report per target, in the spec's order.
+    pub targets: Vec<TargetReport>,
+    /// What changed since the previous run.
+    #[serde(default)]
+    pub diff: RunDiff,
+    /// Hash of the full set of finding keys; equal hashes mean an unchanged set.
+    pub findings_digest: String,
+}
+
+impl RunReport {
+    /// A report of no targets: the start of every report, and what an interrupted run records.
+    pub fn empty(
+        run_id: &str,
+        slot: jiff::Timestamp,
+        started_at: jiff::Timestamp,
+        finished_at: jiff::Timestamp,
+    ) -> Self {
+        Self {
+            schema_version: crate::evaluate::SCHEMA_VERSION.to_string(),
+            check: None,
+            run_id: run_id.to_string(),
+            slot: Time(slot),
+            started_at: Time(started_at),
+            finished_at: Time(finished_at),
+            duration_seconds: (finished_at.duration_since(started_at).as_millis().max(0) as f64) / 1000.0,
+            result: RunResult::Healthy,
+            counts: Counts::default(),
+            areas: BTreeMap::new(),
+            targets: Vec::new(),
+            diff: RunDiff::default(),
+            findings_digest: crate::evaluate::digest_keys(&[]),
+        }
+    }
+}
+
+/// A finding of the last run with its streak, kept to diff the next run.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KnownFinding {
+    /// Hash of the finding key.
+    pub id: String,
+    /// Consecutive runs it has been present.
+    pub runs: u32,
+    /// The target's name.
+    pub target: String,
+    /// Info, Warning or Critical.
+    pub severity: Severity,
+    /// The kind of problem.
+    pub check: String,
+    /// The object concerned.
+    pub object: String,
+}
+
+/// A line of history.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// Id of the run.
+    pub run_id: String,
+    /// The slot run.
+    pub slot: Time,
+    /// The verdict: Healthy, Warning, Critical, Failed or Interrupted.
+    pub result: RunResult,
+    /// Counts of all findings.
+    pub counts: Counts,
+    /// How long the run took, in seconds.
+    pub duration_seconds: f64,
+    /// Targets that could not be checked.
+    #[serde(default)]
+    pub failed_targets: u32,
+}
+
+/// The outcome of a Slack delivery.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationStatus {
+    /// The run whose digest it was.
+    pub run_id: String,
+    /// Delivered, Skipped, Failed or Unknown (timed out after sending).
+    pub outcome: String,
+    /// Slack's answer or the error, when not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the delivery ended.
+    pub time: Time,
+}
