@@ -105,6 +105,8 @@ async fn pod_states_written_by_kwok() {
     create::<Pod>(&client, n, pod("crashing", Some("crashloop"), oom, containers("app"))).await;
     create::<Pod>(&client, n, pod("pulling", Some("imagepull"), json!({}), containers("app"))).await;
     create::<Pod>(&client, n, pod("evicted", Some("evicted"), json!({}), containers("app"))).await;
+    create::<Pod>(&client, n, pod("failed", Some("failed"), json!({}), containers("app"))).await;
+    create::<Pod>(&client, n, pod("lost", Some("unknown"), json!({}), containers("app"))).await;
     create::<Pod>(&client, n, pod("unready", Some("unready"), json!({}), containers("app"))).await;
     create::<Pod>(&client, n, pod("held", Some("pending"), json!({}), containers("app"))).await;
     create::<Pod>(&client, n, pod("healthy", None, json!({}), containers("app"))).await;
@@ -125,6 +127,8 @@ async fn pod_states_written_by_kwok() {
     pod_reaches(&client, n, "crashing", "CrashLoopBackOff", |s| waiting_reason(s) == Some("CrashLoopBackOff")).await;
     pod_reaches(&client, n, "pulling", "ImagePullBackOff", |s| waiting_reason(s) == Some("ImagePullBackOff")).await;
     pod_reaches(&client, n, "evicted", "Failed", |s| s["phase"] == "Failed").await;
+    pod_reaches(&client, n, "failed", "Failed", |s| s["phase"] == "Failed").await;
+    pod_reaches(&client, n, "lost", "Unknown", |s| s["phase"] == "Unknown").await;
     pod_reaches(&client, n, "unready", "running, not ready", |s| {
         s["phase"] == "Running" && s["containerStatuses"][0]["ready"] == false
     })
@@ -159,7 +163,7 @@ async fn pod_states_written_by_kwok() {
         kubernetes::check(&target(n, json!({"nodes": false, "workloads": false, "events": false})), &ctx(&client, n))
             .await;
     assert!(out.errors.is_empty(), "{:?}", out.errors);
-    assert_eq!(out.facts["pods"], 8);
+    assert_eq!(out.facts["pods"], 10);
     let (findings, _, _) = out.sink.into_parts();
     assert_eq!(
         summary(&findings),
@@ -170,6 +174,8 @@ async fn pod_states_written_by_kwok() {
                 ("HighRestarts", Severity::Warning, "crashing/app"),
                 ("ImagePullBackOff", Severity::Critical, "pulling/app"),
                 ("PodEvicted", Severity::Warning, "evicted"),
+                ("PodFailed", Severity::Warning, "failed"),
+                ("PodUnknown", Severity::Critical, "lost"),
                 ("ContainersNotReady", Severity::Warning, "unready"),
                 ("PodPending", Severity::Warning, "held"),
             ]
@@ -302,7 +308,7 @@ async fn workload_states_written_by_the_controllers() {
 }
 
 #[tokio::test]
-async fn node_not_ready_written_by_kwok_and_a_real_cordon() {
+async fn node_conditions_written_by_kwok_and_a_real_cordon() {
     let client = admin().await;
     let nodes: Api<Node> = Api::all(client.clone());
     let prefix = format!("kwok-extra-{:06x}", rand::random::<u32>() & 0xffffff);
@@ -317,8 +323,9 @@ async fn node_not_ready_written_by_kwok_and_a_real_cordon() {
             "spec": {"taints": [{"key": "morningcheck.test/extra", "effect": "NoSchedule"}]}}))
         .unwrap()
     };
-    let (down, drained) = (format!("{prefix}-down"), format!("{prefix}-drained"));
+    let (down, drained, full) = (format!("{prefix}-down"), format!("{prefix}-drained"), format!("{prefix}-full"));
     nodes.create(&PostParams::default(), &node(&down, Some("not-ready"))).await.unwrap();
+    nodes.create(&PostParams::default(), &node(&full, Some("disk-pressure"))).await.unwrap();
     nodes.create(&PostParams::default(), &node(&drained, None)).await.unwrap();
     let ready = |name: String, want: &'static str| {
         let nodes = nodes.clone();
@@ -330,6 +337,16 @@ async fn node_not_ready_written_by_kwok_and_a_real_cordon() {
     };
     eventually(60, "kwok marks the node NotReady", || ready(down.clone(), "False")).await;
     eventually(60, "kwok initialises the other node", || ready(drained.clone(), "True")).await;
+    let pressure = || {
+        let nodes = nodes.clone();
+        let full = full.clone();
+        async move {
+            let n = nodes.get(&full).await.ok()?;
+            let c = n.status?.conditions?.into_iter().find(|c| c.type_ == "DiskPressure")?;
+            (c.status == "True").then_some(())
+        }
+    };
+    eventually(60, "kwok reports disk pressure", pressure).await;
     // What `kubectl cordon` does.
     nodes
         .patch(&drained, &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": true}})))
@@ -340,17 +357,20 @@ async fn node_not_ready_written_by_kwok_and_a_real_cordon() {
         serde_json::from_value(json!({"name": "kwok", "checks": {"pods": false, "workloads": false, "events": false}}))
             .unwrap();
     let out = kubernetes::check(&t, &ctx(&client, "default")).await;
-    for name in [&down, &drained] {
+    for name in [&down, &drained, &full] {
         let _ = nodes.delete(name, &DeleteParams::default()).await;
     }
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let (findings, _, _) = out.sink.into_parts();
     let mine: Vec<Finding> = findings.into_iter().filter(|f| f.object.starts_with(&prefix)).collect();
-    let want: BTreeSet<(String, Severity, String)> =
-        [("NodeNotReady", Severity::Critical, &down), ("NodeCordoned", Severity::Info, &drained)]
-            .into_iter()
-            .map(|(c, s, o)| (c.to_string(), s, o.clone()))
-            .collect();
+    let want: BTreeSet<(String, Severity, String)> = [
+        ("NodeNotReady", Severity::Critical, &down),
+        ("NodeCordoned", Severity::Info, &drained),
+        ("DiskPressure", Severity::Warning, &full),
+    ]
+    .into_iter()
+    .map(|(c, s, o)| (c.to_string(), s, o.clone()))
+    .collect();
     assert_eq!(summary(&mine), want, "{mine:#?}");
     let not_ready = mine.iter().find(|f| f.check == "NodeNotReady").unwrap();
     assert!(not_ready.message.starts_with("Ready=False"), "{}", not_ready.message);
