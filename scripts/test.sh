@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite, exactly as CI runs it: installs what is missing (tests/env/install.sh),
-# checks formatting and lints, starts the real test environment (a current Kubernetes
+# checks formatting and lints, assembles the container image, starts the real test environment (a current Kubernetes
 # control plane with kwok nodes, Prometheus, Alertmanager, moto) unless it is already up,
 # runs every unit and integration test, and stops the environment again if it started it.
 set -euo pipefail
@@ -17,6 +17,9 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+
+echo "== the container image (the static release build is the long part: ~15 min cold)"
+bash scripts/image.sh
 
 echo "== cargo test"
 exec bash tests/env/with-env.sh \
