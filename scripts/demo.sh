@@ -16,7 +16,7 @@ export PATH="$K8S_DIR:$PATH"   # kubectl at the server's version
 source .testenv/env
 export KUBECONFIG="$MC_KUBECONFIG"
 cargo build --locked --quiet
-bin=target/debug/morningcheck
+bin="${CARGO_TARGET_DIR:-target}/debug/morningcheck"
 
 echo "== installing the CRD"
 $bin crd | kubectl apply -f -
