@@ -56,13 +56,20 @@ async fn finished(api: &Api<MorningCheck>, name: &str, token: &str, secs: u64) -
     .await
 }
 
-fn restart(component: &str, seconds_down: u32) {
-    let ok = Command::new("bash")
-        .arg(format!("{}/tests/env/restart.sh", env!("CARGO_MANIFEST_DIR")))
-        .args([component, &seconds_down.to_string()])
-        .status()
-        .unwrap()
-        .success();
+/// Restarts a component of the test environment, waiting off the runtime's thread: the
+/// controller under test runs on this test's runtime, and a blocking wait would freeze it
+/// (and its run's deadline) for as long as the component is down.
+async fn restart(component: &'static str, seconds_down: u32) {
+    let ok = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .arg(format!("{}/tests/env/restart.sh", env!("CARGO_MANIFEST_DIR")))
+            .args([component, &seconds_down.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    })
+    .await
+    .unwrap();
     assert!(ok, "restart {component}");
 }
 
@@ -101,7 +108,7 @@ async fn apiserver_restart_while_idle_and_during_a_run() {
     eventually(30, "first reconcile", || async { (ctl.reconciles() >= 1).then_some(()) }).await;
 
     // Idle: the watch recovers after the apiserver comes back.
-    restart("kube-apiserver", 2);
+    restart("kube-apiserver", 2).await;
     apiserver_ready(&client).await;
     run_now(&api, "mc", "after-idle-restart").await;
     let st = finished(&api, "mc", "after-idle-restart", 120).await;
@@ -113,7 +120,7 @@ async fn apiserver_restart_while_idle_and_during_a_run() {
         api.get("mc").await.ok()?.status?.active_run.filter(|a| a.run_id == "run-now-during")
     })
     .await;
-    restart("kube-apiserver", 14);
+    restart("kube-apiserver", 14).await;
     apiserver_ready(&client).await;
     let st = finished(&api, "mc", "during", 120).await;
     let run = st.last_run.as_ref().unwrap();
