@@ -19,7 +19,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use morningcheck::api::{Area, ErrorTier, KubernetesTarget, Severity};
-use morningcheck::collect::{LocalCluster, RunContext, SecretSource, kubernetes};
+use morningcheck::collect::{RunContext, kubernetes};
 use morningcheck::evaluate::build_report;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -29,14 +29,7 @@ fn ago(now: Timestamp, secs: i64) -> String {
 }
 
 fn ctx(client: &Client, ns: &str, now: Timestamp) -> RunContext {
-    RunContext {
-        now,
-        deadline: Instant::now() + Duration::from_secs(60),
-        secrets: SecretSource::Kubernetes { client: client.clone(), namespace: ns.to_string() },
-        local: LocalCluster::Client(client.clone()),
-        connect_timeout: None,
-        aws_env: None,
-    }
+    common::run_context(client, ns, now)
 }
 
 fn target(v: Value) -> KubernetesTarget {

@@ -17,22 +17,22 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use morningcheck::api::{Finding, KubernetesTarget, Severity};
-use morningcheck::collect::{LocalCluster, RunContext, SecretSource, kubernetes};
+use morningcheck::collect::{RunContext, kubernetes};
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 /// The label kwok's stages act on (see tests/env/kwok/stages.yaml).
 const STATE: &str = "morningcheck.test/state";
 
 fn ctx(client: &Client, ns: &str) -> RunContext {
-    RunContext {
-        now: Timestamp::now(),
-        deadline: Instant::now() + Duration::from_secs(60),
-        secrets: SecretSource::Kubernetes { client: client.clone(), namespace: ns.to_string() },
-        local: LocalCluster::Client(client.clone()),
-        connect_timeout: None,
-        aws_env: None,
-    }
+    common::run_context(client, ns, Timestamp::now())
+}
+
+/// Runs the checks of `target` and returns its findings; the target must not fail.
+async fn findings_of(client: &Client, ns: &str, target: &KubernetesTarget) -> (Vec<Finding>, u64) {
+    let out = kubernetes::check(target, &ctx(client, ns)).await;
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let pods = out.facts.get("pods").copied().unwrap_or_default();
+    (out.sink.into_parts().0, pods)
 }
 
 /// A target on namespace `ns` that reports pending and unready pods at once: kwok's
@@ -159,12 +159,9 @@ async fn pod_states_written_by_kwok() {
     .await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // past a grace of 0 s
 
-    let out =
-        kubernetes::check(&target(n, json!({"nodes": false, "workloads": false, "events": false})), &ctx(&client, n))
-            .await;
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
-    assert_eq!(out.facts["pods"], 10);
-    let (findings, _, _) = out.sink.into_parts();
+    let (findings, pods) =
+        findings_of(&client, n, &target(n, json!({"nodes": false, "workloads": false, "events": false}))).await;
+    assert_eq!(pods, 10);
     assert_eq!(
         summary(&findings),
         set(
@@ -280,10 +277,8 @@ async fn workload_states_written_by_the_controllers() {
     })
     .await;
 
-    let out =
-        kubernetes::check(&target(n, json!({"pods": false, "nodes": false, "events": false})), &ctx(&client, n)).await;
-    assert!(out.errors.is_empty(), "{:?}", out.errors);
-    let (findings, _, _) = out.sink.into_parts();
+    let (findings, _) =
+        findings_of(&client, n, &target(n, json!({"pods": false, "nodes": false, "events": false}))).await;
     assert_eq!(
         summary(&findings),
         set(
@@ -327,26 +322,17 @@ async fn node_conditions_written_by_kwok_and_a_real_cordon() {
     nodes.create(&PostParams::default(), &node(&down, Some("not-ready"))).await.unwrap();
     nodes.create(&PostParams::default(), &node(&full, Some("disk-pressure"))).await.unwrap();
     nodes.create(&PostParams::default(), &node(&drained, None)).await.unwrap();
-    let ready = |name: String, want: &'static str| {
+    let condition = |name: String, type_: &'static str, want: &'static str| {
         let nodes = nodes.clone();
         async move {
             let n = nodes.get(&name).await.ok()?;
-            let c = n.status?.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+            let c = n.status?.conditions?.into_iter().find(|c| c.type_ == type_)?;
             (c.status == want).then_some(())
         }
     };
-    eventually(60, "kwok marks the node NotReady", || ready(down.clone(), "False")).await;
-    eventually(60, "kwok initialises the other node", || ready(drained.clone(), "True")).await;
-    let pressure = || {
-        let nodes = nodes.clone();
-        let full = full.clone();
-        async move {
-            let n = nodes.get(&full).await.ok()?;
-            let c = n.status?.conditions?.into_iter().find(|c| c.type_ == "DiskPressure")?;
-            (c.status == "True").then_some(())
-        }
-    };
-    eventually(60, "kwok reports disk pressure", pressure).await;
+    eventually(60, "kwok marks the node NotReady", || condition(down.clone(), "Ready", "False")).await;
+    eventually(60, "kwok initialises the other node", || condition(drained.clone(), "Ready", "True")).await;
+    eventually(60, "kwok reports disk pressure", || condition(full.clone(), "DiskPressure", "True")).await;
     // What `kubectl cordon` does.
     nodes
         .patch(&drained, &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": true}})))

@@ -55,6 +55,20 @@ pub async fn admin() -> Client {
     client_as("admin").await
 }
 
+/// A run's context against the test cluster as `client`, Secrets read from `ns`, with
+/// the run's clock at `now` and a minute's deadline.
+pub fn run_context(client: &Client, ns: &str, now: jiff::Timestamp) -> morningcheck::collect::RunContext {
+    use morningcheck::collect::{LocalCluster, RunContext, SecretSource};
+    RunContext {
+        now,
+        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+        secrets: SecretSource::Kubernetes { client: client.clone(), namespace: ns.to_string() },
+        local: LocalCluster::Client(client.clone()),
+        connect_timeout: None,
+        aws_env: None,
+    }
+}
+
 /// Creates a namespace of its own for a test (`prefix-<random>`), deleted on drop.
 pub struct TestNamespace {
     pub name: String,
