@@ -86,9 +86,18 @@ sed -e "s#http://prometheus-operated.monitoring.svc:9090#$MC_PROMETHEUS_URL#" \
     examples/morningcheck.yaml | kubectl apply -f -
 
 echo "== running the controller"
+# The platform team's namespace (default) checks the whole cluster with the operator's
+# own identity, and may point AWS at moto; every other namespace would run as its own
+# ServiceAccount (see "Multi-tenancy" in the README).
+cat >.testenv/demo-config.yaml <<'YAML'
+controller:
+  tenancy:
+    kubernetes: {operatorIdentityNamespaces: [default]}
+    aws: {namespaces: [default], allowEndpointOverride: true}
+YAML
 # moto accepts any keys; on a real cluster the controller uses IRSA instead.
 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo RUST_LOG=info,kube=warn \
-  $bin controller --metrics-addr 127.0.0.1:18080 >.testenv/logs/controller.log 2>&1 &
+  $bin controller --config .testenv/demo-config.yaml --metrics-addr 127.0.0.1:18080 >.testenv/logs/controller.log 2>&1 &
 controller=$!
 trap 'kill $controller $receiver 2>/dev/null || true' EXIT
 

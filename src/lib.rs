@@ -15,9 +15,11 @@ pub mod evaluate;
 pub mod metrics;
 pub mod net;
 pub mod publish;
+pub mod redact;
 pub mod schedule;
 pub mod server;
 pub mod telemetry;
+pub mod tenancy;
 pub mod validate;
 
 pub use api::{MorningCheck, MorningCheckSpec, MorningCheckStatus};

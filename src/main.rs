@@ -10,7 +10,7 @@ use morningcheck::clock::SystemClock;
 use morningcheck::controller::leader::{LeaderElector, LeaseConfig};
 use morningcheck::controller::{self, Context};
 use morningcheck::metrics::Metrics;
-use morningcheck::server::{self, Health};
+use morningcheck::server::{self, Authenticator, Health, MetricsAuth};
 use morningcheck::telemetry::{self, LogFormat};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -41,6 +41,11 @@ struct ControllerArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "MORNINGCHECK_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
+    /// Who may read /metrics: `kubernetes`, a bearer token the cluster authenticates
+    /// (TokenReview) and authorizes for `get` on /metrics (SubjectAccessReview); `none`,
+    /// anyone who reaches the port.
+    #[arg(long, env = "MORNINGCHECK_METRICS_AUTH", value_enum, default_value = "kubernetes")]
+    metrics_auth: MetricsAuth,
     /// Log format.
     #[arg(long, env = "MORNINGCHECK_LOG_FORMAT", value_enum, default_value = "plain")]
     log_format: LogFormat,
@@ -71,6 +76,9 @@ struct ControllerArgs {
     /// Seconds the leader keeps trying to renew before it stops acting.
     #[arg(long, env = "MORNINGCHECK_RENEW_DEADLINE_SECONDS", default_value_t = 10)]
     renew_deadline_seconds: u64,
+    /// The tenancy policy: the config file's `controller.tenancy` section.
+    #[arg(skip)]
+    tenancy: morningcheck::tenancy::Policy,
 }
 
 fn main() -> ExitCode {
@@ -123,6 +131,8 @@ fn layered_controller(mut a: ControllerArgs, m: &ArgMatches) -> Result<Controlle
     a.max_concurrent_runs = config::layer(m, "max_concurrent_runs", a.max_concurrent_runs, file.max_concurrent_runs);
     a.leader_elect = config::layer(m, "leader_elect", a.leader_elect, file.leader_elect);
     a.watch_namespace = config::layer(m, "watch_namespace", a.watch_namespace, file.watch_namespace.map(Some));
+    a.tenancy = file.tenancy.unwrap_or_default();
+    a.tenancy.check()?;
     Ok(a)
 }
 
@@ -210,17 +220,25 @@ async fn shutdown_signal() {
 
 async fn run_controller(args: ControllerArgs) -> ExitCode {
     telemetry::init(args.log_format, &args.log_level);
-    let client = match kube::Client::try_default().await {
+    let config = match kube::Config::infer().await {
         Ok(c) => c,
         Err(e) => {
             error!(error = %e, "no Kubernetes client configuration (in-cluster service account or kubeconfig)");
             return ExitCode::from(2);
         }
     };
+    let client = match kube::Client::try_from(config.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "cannot build the Kubernetes client");
+            return ExitCode::from(2);
+        }
+    };
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
-    let health = Health { registry: Arc::new(registry), ready: ready.clone() };
+    let auth = (args.metrics_auth == MetricsAuth::Kubernetes).then(|| Arc::new(Authenticator::new(client.clone())));
+    let health = Health { registry: Arc::new(registry), ready: ready.clone(), auth };
     let addr = args.metrics_addr;
     tokio::spawn(async move {
         if let Err(e) = server::serve(addr, health).await {
@@ -283,7 +301,13 @@ async fn run_controller(args: ControllerArgs) -> ExitCode {
         });
     }
 
-    let ctx = Arc::new(Context::new(client, Arc::new(SystemClock), metrics, args.max_concurrent_runs, Some(identity)));
+    let ctx = match Context::new(config, Arc::new(SystemClock), metrics, args.max_concurrent_runs, Some(identity)) {
+        Ok(c) => Arc::new(c.with_policy(args.tenancy.clone(), args.lease_namespace.clone())),
+        Err(e) => {
+            error!(error = %e, "cannot build the Kubernetes client");
+            return ExitCode::from(2);
+        }
+    };
     controller::run(ctx, args.watch_namespace.clone(), stopped(), ready).await;
     if let Some(el) = &elector {
         el.release().await;

@@ -101,6 +101,7 @@ fn targets(c: &mut Checker, spec: &MorningCheckSpec, ns: &str) {
     for (i, p) in t.prometheus.iter().enumerate() {
         let f = format!("spec.targets.prometheus[{i}]");
         match url::Url::parse(&p.url) {
+            Ok(u) if has_userinfo(&u) => c.add(format!("{f}.url"), USERINFO),
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             Ok(_) => c.add(format!("{f}.url"), format!("{:?} is not an http(s) URL with a host", p.url)),
             Err(e) => c.add(format!("{f}.url"), format!("{:?} is not a valid URL: {e}", p.url)),
@@ -132,12 +133,23 @@ fn targets(c: &mut Checker, spec: &MorningCheckSpec, ns: &str) {
         }
     }
     for (i, a) in t.aws.iter().enumerate() {
-        if let Some(e) = &a.endpoint_url
-            && url::Url::parse(e).is_err()
-        {
-            c.add(format!("spec.targets.aws[{i}].endpointUrl"), format!("{e:?} is not a valid URL"));
+        if let Some(e) = &a.endpoint_url {
+            match url::Url::parse(e) {
+                Ok(u) if has_userinfo(&u) => c.add(format!("spec.targets.aws[{i}].endpointUrl"), USERINFO),
+                Ok(_) => {}
+                Err(_) => c.add(format!("spec.targets.aws[{i}].endpointUrl"), format!("{e:?} is not a valid URL")),
+            }
         }
     }
+}
+
+/// What a URL with credentials in it is told: anyone who can read the MorningCheck would
+/// read them.
+pub const USERINFO: &str = "the URL carries credentials (user:password@), which anyone who can read the MorningCheck would see; remove them and use a Secret: auth.basic or auth.bearerTokenSecretRef for Prometheus, the credential chain or roleArn for AWS";
+
+/// Whether a URL carries a user name or password.
+pub fn has_userinfo(u: &url::Url) -> bool {
+    !u.username().is_empty() || u.password().is_some()
 }
 
 /// Compiles a label matcher's regular expression (anchored at both ends).
@@ -206,6 +218,18 @@ mod tests {
         let msg = e.message();
         assert!(msg.contains("Secret other/kc is in another namespace"), "{msg}");
         assert!(msg.contains("invalid regular expression"), "{msg}");
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused() {
+        let s = spec(
+            "schedule: '@daily'\ntargets:\n  prometheus: [{name: p, url: 'https://user:secret@prom.example'}]\n  aws: [{name: a, regions: [eu-west-1], endpointUrl: 'http://key@moto:5000'}]\n",
+        );
+        let e = validate(&s, "ns").unwrap_err();
+        let fields: Vec<&str> = e.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["spec.targets.prometheus[0].url", "spec.targets.aws[0].endpointUrl"]);
+        assert!(e.message().contains("auth.basic or auth.bearerTokenSecretRef"), "{}", e.message());
+        assert!(!e.message().contains("secret@"), "the refusal never repeats the credentials: {}", e.message());
     }
 
     #[test]

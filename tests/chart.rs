@@ -98,8 +98,11 @@ serviceAccount:
   labels: {{team: platform}}
 rbac:
   checkNamespaces: [{ns}, {team}]
-  secretNamespaces: [{ns}, {team}]
   secretNames: [slack-webhook]
+tenancy:
+  operatorIdentityNamespaces: [{ns}, {team}]
+  aws: {{namespaces: [{ns}], assumeRoles: {{{team}: ["arn:aws:iam::123456789012:role/team-*"]}}, allowEndpointOverride: true, endpointHosts: ["*.amazonaws.com"]}}
+  outbound: {{allowedHosts: ["*.svc"], allowedCidrs: [10.0.0.0/8]}}
 podAnnotations: {{example.com/owner: platform}}
 podLabels: {{team: platform}}
 tolerations: [{{key: example.com/dedicated, operator: Exists, effect: NoSchedule}}]
@@ -454,11 +457,23 @@ fn a_disruption_budget_guards_more_than_one_replica() {
 // ---------------------------------------------------------------------------------------
 // RBAC
 
+/// The ClusterRoles the release binds to the operator's ServiceAccount.
+fn bound(all: &[Value]) -> Vec<&Value> {
+    let names: BTreeSet<&str> =
+        of_kind(all, "ClusterRoleBinding").iter().filter_map(|b| b["roleRef"]["name"].as_str()).collect();
+    of_kind(all, "ClusterRole")
+        .into_iter()
+        .filter(|r| names.contains(r["metadata"]["name"].as_str().unwrap()))
+        .collect()
+}
+
 #[test]
 fn default_rbac_is_least_privilege() {
     let all = docs(&render("morningcheck", "ops", &[]));
-    let cluster_roles = of_kind(&all, "ClusterRole");
+    let cluster_roles = bound(&all);
     let cluster = grants(&cluster_roles);
+    // Nothing a MorningCheck author could borrow: no read of pods, workloads, events, nodes
+    // or Secrets; the checks run as each namespace's own ServiceAccount, impersonated.
     let expected: BTreeSet<_> = [
         grant("morningcheck.io", "morningchecks", "get"),
         grant("morningcheck.io", "morningchecks", "list"),
@@ -466,9 +481,11 @@ fn default_rbac_is_least_privilege() {
         grant("morningcheck.io", "morningchecks/status", "patch"),
         grant("events.k8s.io", "events", "create"),
         grant("events.k8s.io", "events", "patch"),
+        grant("", "serviceaccounts", "impersonate"),
+        grant("authentication.k8s.io", "tokenreviews", "create"),
+        grant("authorization.k8s.io", "subjectaccessreviews", "create"),
     ]
     .into_iter()
-    .chain(check_grants())
     .collect();
     assert_eq!(cluster, expected, "cluster-wide rules");
     for (g, r, v, _) in &cluster {
@@ -476,16 +493,41 @@ fn default_rbac_is_least_privilege() {
         assert!(g != "*" && r != "*" && v != "*", "wildcard in a ClusterRole: {g} {r} {v}");
     }
     for role in cluster_roles {
-        assert!(role["aggregationRule"].is_null(), "the chart's roles list their own rules");
+        assert!(role["aggregationRule"].is_null(), "the operator's roles list their own rules");
     }
+    // For namespace admins to bind: the aggregated checker (its base gives the namespaced
+    // reads), the node reader and the metrics reader; none bound by the chart.
+    let unbound: BTreeSet<&str> = of_kind(&all, "ClusterRole")
+        .iter()
+        .filter(|r| !bound(&all).iter().any(|b| b["metadata"]["name"] == r["metadata"]["name"]))
+        .map(|r| r["metadata"]["name"].as_str().unwrap())
+        .collect();
+    let want: BTreeSet<&str> = [
+        "morningcheck-checker",
+        "morningcheck-checker-base",
+        "morningcheck-node-reader",
+        "morningcheck-metrics-reader",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(unbound, want);
+    let named = |n: &str| *of_kind(&all, "ClusterRole").iter().find(|r| r["metadata"]["name"] == n).unwrap();
+    let checker = named("morningcheck-checker");
+    assert_eq!(
+        checker["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"]["rbac.morningcheck.io/aggregate-to-checker"],
+        "true"
+    );
+    let base = named("morningcheck-checker-base");
+    assert_eq!(base["metadata"]["labels"]["rbac.morningcheck.io/aggregate-to-checker"], "true");
+    assert_eq!(grants(&[base]), namespaced_check_grants());
+    assert_eq!(grants(&[named("morningcheck-node-reader")]), [grant("", "nodes", "list")].into_iter().collect());
+    assert_eq!(
+        named("morningcheck-metrics-reader")["rules"],
+        json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])
+    );
 
     let roles = of_kind(&all, "Role");
-    assert_eq!(roles.len(), 2, "the Lease and the Secrets Roles");
-    let secrets: Vec<_> = roles.iter().filter(|r| grants(&[r]).iter().any(|g| g.1 == "secrets")).collect();
-    assert_eq!(secrets.len(), 1);
-    assert_eq!(secrets[0]["metadata"]["namespace"], "ops", "Secrets are read in the release namespace only");
-    assert_eq!(grants(&[secrets[0]]), [grant("", "secrets", "get")].into_iter().collect());
-
+    assert_eq!(roles.len(), 1, "the Lease's Role only: no Secret is read by the operator itself");
     let lease = roles.iter().find(|r| r["metadata"]["name"] == "morningcheck-leader-election").unwrap();
     assert_eq!(lease["metadata"]["namespace"], "ops");
     let named = vec!["morningcheck-leader".to_string()];
@@ -510,8 +552,9 @@ fn default_rbac_is_least_privilege() {
 
 #[test]
 fn check_namespaces_scope_the_reads_to_roles() {
-    let all = docs(&render("mc", "ops", &["--set", "rbac.checkNamespaces={team-a,team-b,team-a}"]));
-    let cluster = grants(&of_kind(&all, "ClusterRole"));
+    let set = "rbac.checkNamespaces={team-a,team-b,team-a},tenancy.operatorIdentityNamespaces={ops}";
+    let all = docs(&render("mc", "ops", &["--set", set]));
+    let cluster = grants(&bound(&all));
     assert!(cluster.contains(&grant("", "nodes", "list")), "nodes are cluster-scoped and stay readable");
     for (group, r) in
         [("", "pods"), ("", "events"), ("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets")]
@@ -540,12 +583,15 @@ fn secrets_are_readable_only_where_listed() {
     let all = docs(&render(
         "mc",
         "ops",
-        &["--set", "rbac.secretNamespaces={team-a,team-b},rbac.secretNames={slack-webhook,remote-kubeconfig}"],
+        &[
+            "--set",
+            "tenancy.operatorIdentityNamespaces={team-a,team-b},rbac.secretNames={slack-webhook,remote-kubeconfig}",
+        ],
     ));
     let with_secrets: Vec<_> =
         of_kind(&all, "Role").into_iter().filter(|r| grants(&[r]).iter().any(|g| g.1 == "secrets")).collect();
     let namespaces: Vec<_> = with_secrets.iter().map(|r| r["metadata"]["namespace"].as_str().unwrap()).collect();
-    assert_eq!(namespaces, ["team-a", "team-b"], "the release namespace is no longer included");
+    assert_eq!(namespaces, ["team-a", "team-b"], "only the namespaces granted the operator's identity");
     for r in with_secrets {
         assert_eq!(r["rules"].as_array().unwrap().len(), 1);
         assert_eq!(strings(&r["rules"][0]["verbs"]), ["get"]);
@@ -592,7 +638,8 @@ fn every_rbac_rule_is_commented() {
     }
     assert!(files >= 4 && rules >= 10, "found {rules} rules in {files} templates");
     // The comments survive rendering, so they are in deploy/ too.
-    let rendered = render("mc", "ops", &["--set", "rbac.checkNamespaces={a},rbac.secretNames={s}"]);
+    let set = "rbac.checkNamespaces={a},rbac.secretNames={s},tenancy.operatorIdentityNamespaces={a}";
+    let rendered = render("mc", "ops", &["--set", set]);
     assert!(assert_rules_commented("render", &rendered) >= 9);
     assert!(assert_rules_commented("deploy/morningcheck.yaml", &read("deploy/morningcheck.yaml")) >= 9);
 }
@@ -736,7 +783,7 @@ const REFUSED: &[(&str, &str)] = &[
     ("replicaCount=two", "replicaCount"),
     ("controller.logFormat=xml", "logFormat"),
     ("replicaz=2", "replicaz"),
-    ("rbac.secretNamespaces={Not_A_Namespace}", "secretNamespaces"),
+    ("tenancy.operatorIdentityNamespaces={Not_A_Namespace}", "operatorIdentityNamespaces"),
     ("rbac.checkNamespaces=kube-system", "checkNamespaces"),
     ("image.pullPolicy=Sometimes", "pullPolicy"),
     ("controller.metricsPort=80", "metricsPort"),
@@ -933,9 +980,16 @@ fn network_policy_opens_only_the_metrics_port() {
 // ---------------------------------------------------------------------------------------
 // The CronJob (`morningcheck run` on a schedule)
 
-/// The one ConfigMap's keys, parsed: the MorningCheck and the kubeconfig.
+/// The CronJob's ConfigMap (the one with `check.yaml`; the operator has its own config).
+fn run_configmap(all: &[Value]) -> &Value {
+    let found: Vec<_> = of_kind(all, "ConfigMap").into_iter().filter(|c| c["data"]["check.yaml"].is_string()).collect();
+    assert_eq!(found.len(), 1, "one ConfigMap with check.yaml");
+    found[0]
+}
+
+/// The CronJob ConfigMap's keys, parsed: the MorningCheck and the kubeconfig.
 fn run_config(all: &[Value]) -> (morningcheck::api::MorningCheck, kube::config::Kubeconfig) {
-    let cm = one(all, "ConfigMap");
+    let cm = run_configmap(all);
     let docs = morningcheck::cli::input::parse("check.yaml", cm["data"]["check.yaml"].as_str().expect("check.yaml"))
         .unwrap_or_else(|e| panic!("the ConfigMap's check.yaml: {e:?}"));
     assert_eq!(docs.len(), 1);
@@ -1001,7 +1055,7 @@ fn cronjob_renders_hardened_with_the_run_command() {
     let mount = c["volumeMounts"].as_array().unwrap().iter().find(|m| m["mountPath"] == "/config").unwrap();
     assert_eq!(mount["readOnly"], true);
     let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
-    assert_eq!(volume["configMap"]["name"], one(&all, "ConfigMap")["metadata"]["name"]);
+    assert_eq!(volume["configMap"]["name"], run_configmap(&all)["metadata"]["name"]);
     assert!(c["volumeMounts"].as_array().unwrap().iter().any(|m| m["mountPath"] == "/tmp"));
 
     let (check, kc) = run_config(&all);
@@ -1172,25 +1226,41 @@ async fn the_chart_installs_on_the_test_apiserver() {
     assert_eq!(pod.service_account_name.as_deref(), Some(fullname.as_str()));
     Api::<ServiceAccount>::namespaced(client.clone(), &ns.name).get(&fullname).await.expect("ServiceAccount");
     Api::<Service>::namespaced(client.clone(), &ns.name).get(&format!("{fullname}-metrics")).await.expect("Service");
-    for suffix in ["controller", "checks"] {
+    let name = format!("{fullname}-controller");
+    Api::<ClusterRole>::all(client.clone()).get(&name).await.expect("ClusterRole");
+    Api::<ClusterRoleBinding>::all(client.clone()).get(&name).await.expect("ClusterRoleBinding");
+    for suffix in ["checker", "checker-base", "node-reader", "metrics-reader"] {
         let name = format!("{fullname}-{suffix}");
-        Api::<ClusterRole>::all(client.clone()).get(&name).await.expect("ClusterRole");
-        Api::<ClusterRoleBinding>::all(client.clone()).get(&name).await.expect("ClusterRoleBinding");
+        Api::<ClusterRole>::all(client.clone()).get(&name).await.expect("ClusterRole for admins to bind");
     }
-    for suffix in ["leader-election", "secrets"] {
-        let name = format!("{fullname}-{suffix}");
-        Api::<Role>::namespaced(client.clone(), &ns.name).get(&name).await.expect("Role");
-        Api::<RoleBinding>::namespaced(client.clone(), &ns.name).get(&name).await.expect("RoleBinding");
-    }
+    // The aggregation controller fills the checker from its base.
+    let checker = format!("{fullname}-checker");
+    let filled = eventually(30, "the aggregated checker ClusterRole", || {
+        let (client, checker) = (client.clone(), checker.clone());
+        async move {
+            let role = Api::<ClusterRole>::all(client).get(&checker).await.ok()?;
+            role.rules.filter(|r| !r.is_empty())
+        }
+    })
+    .await;
+    assert!(filled.iter().any(|r| r.resources.as_ref().is_some_and(|r| r.contains(&"pods".to_string()))));
+    let name = format!("{fullname}-leader-election");
+    Api::<Role>::namespaced(client.clone(), &ns.name).get(&name).await.expect("Role");
+    Api::<RoleBinding>::namespaced(client.clone(), &ns.name).get(&name).await.expect("RoleBinding");
 
     let sa = format!("system:serviceaccount:{}:{fullname}", ns.name);
     let (n, o) = (ns.name.as_str(), other.name.as_str());
     let lease = format!("{fullname}-leader");
     let mc = "morningcheck.io";
-    // The checks: list, cluster-wide, and nothing more.
+    // Nothing a MorningCheck author could borrow: the checks run as each namespace's own
+    // ServiceAccount, which the operator impersonates.
+    let unborrowable: Vec<_> = CHECK_READS.iter().map(|&(v, g, r, ns, name, _)| (v, g, r, ns, name, false)).collect();
     #[rustfmt::skip]
-    let table = [CHECK_READS.as_slice(), &[
-        ("list", "", "pods", o, "", true),
+    let table = [unborrowable.as_slice(), &[
+        ("impersonate", "", "serviceaccounts", o, "morningcheck", true),
+        ("create", "authentication.k8s.io", "tokenreviews", "", "", true),
+        ("create", "authorization.k8s.io", "subjectaccessreviews", "", "", true),
+        ("list", "", "pods", o, "", false),
         ("watch", "", "pods", "", "", false),
         ("get", "", "pods", o, "p", false),
         ("delete", "", "pods", o, "p", false),
@@ -1212,8 +1282,8 @@ async fn the_chart_installs_on_the_test_apiserver() {
         ("patch", "events.k8s.io", "events", o, "e", true),
         ("delete", "events.k8s.io", "events", o, "e", false),
         ("create", "", "events", o, "", false),
-        // Secrets: get, in the release namespace only.
-        ("get", "", "secrets", n, "slack-webhook", true),
+        // Secrets: none; a namespace's Secrets are read as its own ServiceAccount.
+        ("get", "", "secrets", n, "slack-webhook", false),
         ("get", "", "secrets", o, "slack-webhook", false),
         ("get", "", "secrets", "", "", false),
         ("list", "", "secrets", n, "", false),
@@ -1232,11 +1302,12 @@ async fn the_chart_installs_on_the_test_apiserver() {
         ("create", "rbac.authorization.k8s.io", "rolebindings", n, "", false),
         ("create", "", "serviceaccounts/token", n, fullname.as_str(), false),
         ("impersonate", "", "users", "", "admin", false),
+        ("impersonate", "", "groups", "", "system:masters", false),
     ]].concat();
     assert_access(&client, &sa, |_| sa_groups(), &table).await;
 }
 
-/// With rbac.checkNamespaces and rbac.secretNamespaces, the reads are confined to the
+/// With rbac.checkNamespaces and a namespace granted the operator's identity, the reads are confined to the
 /// listed namespaces on the real apiserver.
 #[tokio::test]
 async fn namespaced_rbac_installs_and_confines_the_reads() {
@@ -1246,7 +1317,7 @@ async fn namespaced_rbac_installs_and_confines_the_reads() {
     let other = TestNamespace::new(&client, "chartns-other").await;
     let release = ns.name.clone();
     let set = format!(
-        "rbac.checkNamespaces={{{t}}},rbac.secretNamespaces={{{t}}},rbac.secretNames={{slack-webhook}},replicaCount=1",
+        "rbac.checkNamespaces={{{t}}},tenancy.operatorIdentityNamespaces={{{t}}},rbac.secretNames={{slack-webhook}},replicaCount=1",
         t = team.name
     );
     let (_release, _) =
@@ -1325,6 +1396,14 @@ async fn the_binary_accepts_the_deployments_configuration() {
     // watch stays in the test namespace so that no other test's MorningCheck is run.
     cmd.env("MORNINGCHECK_METRICS_ADDR", format!("127.0.0.1:{port}"));
     cmd.env("MORNINGCHECK_WATCH_NAMESPACE", &ns.name);
+    // The config file where the pod mounts it from the release's ConfigMap: here, in dir.
+    let mount = c["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "config").expect("config mount");
+    let file = format!("{}/config.yaml", mount["mountPath"].as_str().unwrap());
+    assert_eq!(env_value(c, "MORNINGCHECK_CONFIG").unwrap()["value"], file.as_str());
+    let config = of_kind(&all, "ConfigMap").into_iter().find(|m| m["data"]["config.yaml"].is_string()).unwrap();
+    let local = dir.path().join("config.yaml");
+    std::fs::write(&local, config["data"]["config.yaml"].as_str().unwrap()).unwrap();
+    cmd.env("MORNINGCHECK_CONFIG", &local);
     let _process = Process(
         cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().expect("controller process"),
     );
@@ -1466,7 +1545,8 @@ async fn kubeconform_accepts_every_render_against_the_servers_openapi() {
             let file = dir.path().join(format!("{name}-{kube}.yaml"));
             std::fs::write(&file, &rendered).unwrap();
             files.push(file);
-            for cm in of_kind(&docs(&rendered), "ConfigMap") {
+            for cm in of_kind(&docs(&rendered), "ConfigMap").into_iter().filter(|c| c["data"]["check.yaml"].is_string())
+            {
                 let check = dir.path().join(format!("{name}-{kube}-check.yaml"));
                 std::fs::write(&check, cm["data"]["check.yaml"].as_str().unwrap()).unwrap();
                 files.push(check);
@@ -1494,7 +1574,7 @@ async fn kubeconform_accepts_every_render_against_the_servers_openapi() {
     let mut pdb = one(&every, "PodDisruptionBudget").clone();
     pdb["spec"]["minAvailable"] = json!(true);
     let mut check: Value =
-        serde_saphyr::from_str(one(&every, "ConfigMap")["data"]["check.yaml"].as_str().unwrap()).unwrap();
+        serde_saphyr::from_str(run_configmap(&every)["data"]["check.yaml"].as_str().unwrap()).unwrap();
     check["spec"]["timeoutSecond"] = json!(300);
     for (what, object, complaint) in [
         ("Deployment", deployment, "readOnlyRootFileSystem"),

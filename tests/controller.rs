@@ -331,8 +331,14 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// GETs `path` with the admin's token, which /metrics requires.
 async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let r = reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.ok()?;
+    let r = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(var("MC_ADMIN_TOKEN"))
+        .send()
+        .await
+        .ok()?;
     let code = r.status().as_u16();
     Some((code, r.text().await.ok()?))
 }
@@ -341,6 +347,7 @@ async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 struct Replica {
     child: Child,
     port: u16,
+    _config: tempfile::NamedTempFile,
 }
 
 impl Replica {
@@ -349,8 +356,11 @@ impl Replica {
     /// the port from its log.
     fn start(ns: &str, identity: &str) -> Self {
         let log = tempfile::NamedTempFile::new().unwrap();
+        let config = common::trusting_config(ns);
         let child = Command::new(binary())
             .args(["controller", "--leader-elect", "--lease-duration-seconds", "6", "--renew-deadline-seconds", "4"])
+            .arg("--config")
+            .arg(config.path())
             .args(["--identity", identity, "--lease-namespace", ns, "--watch-namespace", ns])
             .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
             .env("KUBECONFIG", var("MC_KUBECONFIG"))
@@ -359,22 +369,8 @@ impl Replica {
             .stderr(log.reopen().unwrap())
             .spawn()
             .expect("controller process");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
-            let serving = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find_map(|l| {
-                let addr = l["fields"]["addr"]
-                    .as_str()
-                    .filter(|_| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("serving")))?;
-                addr.rsplit(':').next()?.parse::<u16>().ok()
-            });
-            if let Some(port) = serving {
-                break port;
-            }
-            assert!(std::time::Instant::now() < deadline, "{identity} never said where it serves:\n{text}");
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        Self { child, port }
+        let port = common::serving_port(log.path(), identity);
+        Self { child, port, _config: config }
     }
 
     async fn get(&self, path: &str) -> Option<(u16, String)> {

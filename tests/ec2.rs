@@ -63,6 +63,7 @@ fn ctx_at(now: Timestamp, secs: u64, env: &[(&str, &str)]) -> RunContext {
         local: LocalCluster::Kubeconfig { default_context: None },
         connect_timeout: None,
         aws_env: Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        grants: morningcheck::tenancy::Grants::unrestricted(),
     }
 }
 

@@ -6,55 +6,23 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Running, TestNamespace, admin, base64, binary, eventually, install_crd, kubeconfig, var};
-use k8s_openapi::api::core::v1::Secret;
+use common::{Running, TestNamespace, admin, base64, eventually, install_crd, kubeconfig, var};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
-use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use morningcheck::api::{ErrorTier, MorningCheck, MorningCheckStatus, RunResult};
+use morningcheck::api::{ErrorTier, MorningCheck, RunResult};
 use morningcheck::clock::SystemClock;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::RwLock;
 
 /// Tests that restart the apiserver take this exclusively; the others share it.
 static APISERVER: RwLock<()> = RwLock::const_new(());
 
-async fn create(client: &Client, ns: &str, name: &str, spec: Value) -> Api<MorningCheck> {
-    let api: Api<MorningCheck> = Api::namespaced(client.clone(), ns);
-    let mc: MorningCheck =
-        serde_json::from_value(json!({"apiVersion": "morningcheck.io/v1alpha1", "kind": "MorningCheck",
-        "metadata": {"name": name}, "spec": spec}))
-        .unwrap();
-    api.create(&PostParams::default(), &mc).await.unwrap();
-    api
-}
-
-async fn secret(client: &Client, ns: &str, name: &str, data: Value) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let s: Secret = serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap();
-    api.create(&PostParams::default(), &s).await.unwrap();
-}
-
-async fn run_now(api: &Api<MorningCheck>, name: &str, token: &str) {
-    let patch = json!({"metadata": {"annotations": {"morningcheck.io/run-now": token}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-}
-
-async fn finished(api: &Api<MorningCheck>, name: &str, token: &str, secs: u64) -> MorningCheckStatus {
-    eventually(secs, &format!("run {token} finished"), || async {
-        let st = api.get(name).await.ok()?.status?;
-        let done =
-            st.last_run.as_ref().is_some_and(|r| r.run_id == format!("run-now-{token}")) && st.active_run.is_none();
-        let posted = st.notification.as_ref().is_none_or(|n| n.outcome != "Sending");
-        (done && posted).then_some(st)
-    })
-    .await
-}
+use common::{create_check as create, create_secret as secret, run_finished as finished, run_now};
 
 /// Restarts a component of the test environment, waiting off the runtime's thread: the
 /// controller under test runs on this test's runtime, and a blocking wait would freeze it
@@ -285,20 +253,9 @@ async fn secrets_never_reach_logs_status_or_events_at_trace_level() {
     let api = create(&client, &ns.name, "mc", spec).await;
     run_now(&api, "mc", "trace").await;
 
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(binary())
-        .args(["controller", "--watch-namespace", &ns.name, "--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
-        .env("KUBECONFIG", var("MC_KUBECONFIG"))
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::null())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
+    let controller = common::ControllerProcess::start(&ns.name, &[], "trace");
     let st = finished(&api, "mc", "trace", 90).await;
-    let _ = child.kill();
-    let _ = child.wait();
-
-    let logs = std::fs::read_to_string(log.path()).unwrap();
+    let logs = controller.stop();
     assert!(logs.lines().count() > 50, "trace logging is on");
     let status = serde_json::to_string(&st).unwrap();
     let events: Api<KubeEvent> = Api::namespaced(client.clone(), &ns.name);

@@ -43,18 +43,7 @@ fn target(ns: &str, checks: Value) -> KubernetesTarget {
     .unwrap()
 }
 
-async fn create<K>(client: &Client, ns: &str, v: Value) -> K
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    let obj: K = serde_json::from_value(v).unwrap();
-    Api::<K>::namespaced(client.clone(), ns).create(&PostParams::default(), &obj).await.unwrap()
-}
+use common::create_object as create;
 
 fn pod(name: &str, state: Option<&str>, annotations: Value, spec: Value) -> Value {
     let mut labels = json!({"app": name});

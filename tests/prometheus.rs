@@ -46,6 +46,7 @@ fn ctx(secrets: &[(&str, &str, &str)]) -> RunContext {
         local: LocalCluster::Kubeconfig { default_context: None },
         connect_timeout: None,
         aws_env: None,
+        grants: morningcheck::tenancy::Grants::unrestricted(),
     }
 }
 

@@ -11,13 +11,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use common::chart::{
-    Access, CHART, Release, SA_DIR, assert_unshare, can, create_webhook_secret, env_value, in_cluster, repo,
-    sa_groups_in, service_account_files, slack_receiver, token,
+    Access, InCluster, Release, SA_DIR, assert_unshare, can, create_webhook_secret, env_value, install_chart_crd,
+    release_config, sa_groups_in, service_account_files, slack_receiver, token, web_identity,
 };
 use common::{TestNamespace, admin, eventually, var};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -26,7 +25,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use morningcheck::api::{Area, ErrorTier, MorningCheck, MorningCheckStatus, RunResult, TargetReport};
@@ -34,61 +32,6 @@ use serde_json::json;
 
 const IDENTITY: &str = "morningcheck-rbac-proof";
 const CHECK: &str = "proof";
-
-/// The chart's CRD, applied idempotently (server-side apply, the field manager the other
-/// tests use for the same CRD), and served.
-async fn install_crd(client: &Client) {
-    let text = std::fs::read_to_string(repo().join(CHART).join("crds/morningcheck.yaml")).unwrap();
-    let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).expect("the chart's CRD");
-    let name = crd.metadata.name.clone().unwrap();
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(&name, &PatchParams::apply("morningcheck-tests").force(), &Patch::Apply(&crd)).await.expect("CRD");
-    let mcs: Api<MorningCheck> = Api::all(client.clone());
-    eventually(30, "the CRD served", || {
-        let mcs = mcs.clone();
-        async move { mcs.list(&Default::default()).await.ok().map(|_| ()) }
-    })
-    .await;
-}
-
-/// The controller process in in-cluster mode, killed when dropped.
-struct InCluster {
-    child: Child,
-    log: PathBuf,
-}
-
-impl InCluster {
-    fn start(files: &Path, args: &[String], log: PathBuf) -> Self {
-        let server = var("MC_KUBE_SERVER");
-        let port = server.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
-        // No KUBECONFIG, no ~/.kube: the in-cluster configuration is all there is.
-        let child = in_cluster(files, &files.join("home"))
-            .args(args)
-            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-            .env("KUBERNETES_SERVICE_PORT", &port)
-            // Static credentials for moto; the spec names none.
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("unshare");
-        Self { child, log }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for InCluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Waits until the authorizer has caught up with an RBAC change.
 async fn until_access(client: &Client, user: &str, access: Access<'_>, want: bool) {
@@ -184,7 +127,7 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
     assert_unshare();
 
     let client = admin().await;
-    install_crd(&client).await;
+    install_chart_crd(&client).await;
     let ns = TestNamespace::new(&client, "rbac").await;
     let n = ns.name.as_str();
     // The release is named after the namespace: its ClusterRoles and bindings are unique to this run.
@@ -193,10 +136,13 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
     let sa_user = format!("system:serviceaccount:{n}:{fullname}");
     let dir = tempfile::tempdir().unwrap();
 
-    // The chart, cluster-wide checks and Secrets of this namespace, installed by helm.
-    let secrets = format!("rbac.secretNamespaces={{{n}}}");
+    // The chart, installed by helm, with this namespace granted the operator's identity
+    // (cluster-wide checks, its Secrets read by the operator) and endpoint overrides (moto).
+    let grant = format!("tenancy.operatorIdentityNamespaces={{{n}}}");
     let (_release, _) =
-        Release::install(&release, n, &["--set", &secrets]).unwrap_or_else(|e| panic!("helm install:\n{e}"));
+        Release::install(&release, n, &["--set", &grant, "--set", "tenancy.aws.allowEndpointOverride=true"])
+            .unwrap_or_else(|e| panic!("helm install:\n{e}"));
+    let config = release_config(&client, n, &fullname, dir.path()).await;
     // The ServiceAccount helm created, and the Deployment's Lease name, as the apiserver has them.
     let sa =
         Api::<ServiceAccount>::namespaced(client.clone(), n).get(&fullname).await.expect("the chart's ServiceAccount");
@@ -241,11 +187,18 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
         IDENTITY,
         "--metrics-addr",
         &format!("127.0.0.1:{metrics_port}"),
+        "--config",
+        config.to_str().unwrap(),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let controller = InCluster::start(&files, &args, dir.path().join("controller.log"));
+    // The operator's AWS identity as on EKS with IRSA: a web identity token and a role,
+    // exchanged at moto's STS.
+    let identity_token = dir.path().join("aws-token");
+    std::fs::write(&identity_token, "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl").unwrap();
+    let aws = web_identity(&identity_token, &var("MC_MOTO_URL"));
+    let controller = InCluster::start(&files, &args, dir.path().join("controller.log"), &aws);
     let leases: Api<Lease> = Api::namespaced(client.clone(), n);
     let holder = eventually(60, "the controller to take the chart's Lease", || {
         let (leases, lease_name) = (leases.clone(), lease_name.clone());

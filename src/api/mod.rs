@@ -33,6 +33,14 @@ pub(crate) const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-
 /// An http(s) URL with a host.
 pub(crate) const HTTP_URL: &str = r"^https?://[^\s/?#]+([/?#]\S*)?$";
 
+/// The CEL rule of every URL field: credentials never ride in a URL, where anyone who can
+/// read the MorningCheck would see them.
+pub(crate) fn no_userinfo() -> kube::core::Rule {
+    kube::core::Rule::new("!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')")
+        .message("the URL carries credentials (user:password@); remove them and use a Secret: auth.basic or auth.bearerTokenSecretRef for Prometheus, the credential chain or roleArn for AWS")
+        .reason(kube::core::Reason::FieldValueForbidden)
+}
+
 pub(crate) fn default_true() -> bool {
     true
 }

@@ -20,8 +20,10 @@ pub struct PrometheusTarget {
     #[schemars(length(min = 1, max = 63), regex(pattern = TARGET_NAME))]
     pub name: String,
     /// Base URL (http or https, with a host), with a path prefix when behind a proxy,
-    /// e.g. https://thanos.example/prom. Required.
+    /// e.g. https://thanos.example/prom. Never with credentials in it: use `auth`. The
+    /// operator's admin may limit the hosts it may name. Required.
     #[schemars(length(min = 1, max = 2048), regex(pattern = HTTP_URL))]
+    #[x_kube(validation = super::no_userinfo())]
     pub url: String,
     /// Authentication: exactly one of a bearer token or basic auth. Default: unset, no
     /// authentication.

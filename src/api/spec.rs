@@ -118,6 +118,17 @@ pub struct MorningCheckSpec {
     /// Where to post the digest. Default: unset, no Slack post.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackSpec>,
+
+    /// ServiceAccount of this namespace whose permissions the checks of the operator's own
+    /// cluster, and the reads of the Secrets this spec names, use: the operator
+    /// impersonates it, so a MorningCheck never reads more than its namespace may. Bind
+    /// the chart's `morningcheck-checker` ClusterRole to it with a RoleBinding, and grant
+    /// it `get` on the Secrets named here. Default: the operator's configured default,
+    /// `morningcheck`; in a namespace the admin lets use the operator's own identity, unset
+    /// means that identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN))]
+    pub service_account_name: Option<String>,
 }
 
 fn default_timeout_seconds() -> i64 {
@@ -192,7 +203,9 @@ pub struct KubernetesTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub context: Option<String>,
-    /// Which namespaces to look at. Default: all namespaces.
+    /// Which namespaces to look at. Default: all namespaces; for the operator's own cluster
+    /// checked as a namespace's ServiceAccount (see `spec.serviceAccountName`), the
+    /// MorningCheck's own namespace.
     #[serde(default)]
     pub namespaces: NamespaceFilter,
     /// Label selector applied to pods and workloads, in kubectl's syntax, e.g.
@@ -234,9 +247,12 @@ pub struct KubernetesChecks {
     /// Deployments, StatefulSets and DaemonSets below their desired replicas. Default: true.
     #[serde(default = "default_true")]
     pub workloads: bool,
-    /// Node readiness, pressure conditions and cordons. Default: true.
-    #[serde(default = "default_true")]
-    pub nodes: bool,
+    /// Node readiness, pressure conditions and cordons. Nodes are cluster-scoped, which a
+    /// namespace's ServiceAccount may not list unless granted the chart's node-reader
+    /// ClusterRole. Default: true with the operator's identity or a kubeconfig Secret,
+    /// false for the operator's own cluster checked as a namespace's ServiceAccount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<bool>,
     /// Warning events inside `thresholds.eventWindowSeconds`. Default: true.
     #[serde(default = "default_true")]
     pub events: bool,
@@ -244,7 +260,7 @@ pub struct KubernetesChecks {
 
 impl Default for KubernetesChecks {
     fn default() -> Self {
-        Self { pods: true, workloads: true, nodes: true, events: true }
+        Self { pods: true, workloads: true, nodes: None, events: true }
     }
 }
 
@@ -319,7 +335,8 @@ pub struct AwsTarget {
     #[x_kube(validation = kube::core::Rule::new("self.all(r, self.exists_one(s, s == r))").message("each region may be listed once: remove the repeated region"))]
     pub regions: Vec<String>,
     /// ARN of an IAM role to assume (cross-account) on top of the standard credential
-    /// chain (IRSA, Pod Identity, environment, profile). Default: unset, no role assumed.
+    /// chain (IRSA, Pod Identity, environment, profile), where the operator's admin allows
+    /// this namespace that role. Default: unset, no role assumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"))]
     pub role_arn: Option<String>,
@@ -328,10 +345,12 @@ pub struct AwsTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 1224), regex(pattern = r"^[\w+=,.@:/-]+$"))]
     pub external_id: Option<String>,
-    /// Override of the EC2 and STS endpoint URL (other partitions, local testing).
+    /// Override of the EC2 and STS endpoint URL (other partitions, VPC endpoints, local
+    /// testing), honoured only where the operator's admin allows endpoint overrides.
     /// Default: unset, AWS's own endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), regex(pattern = HTTP_URL))]
+    #[x_kube(validation = super::no_userinfo())]
     pub endpoint_url: Option<String>,
     /// Only instances with all of these tags (key: value), at most 50. Default: none,
     /// every instance.

@@ -157,7 +157,7 @@ impl Area {
 }
 
 /// Why a target (or one of its parts) could not be checked: Unreachable, Unauthorized,
-/// Forbidden, Throttled, BadRequest, Config or Api.
+/// Forbidden, Throttled, BadRequest, Config, Api or PolicyDenied.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum ErrorTier {
     /// DNS, connection, TLS or timeout.
@@ -174,6 +174,9 @@ pub enum ErrorTier {
     Config,
     /// Any other error answered by the peer.
     Api,
+    /// The operator's tenancy policy refused the target before anything was sent: the
+    /// message names the setting and how the admin grants it.
+    PolicyDenied,
 }
 
 /// A target's error.
@@ -181,7 +184,7 @@ pub enum ErrorTier {
 #[serde(rename_all = "camelCase")]
 pub struct TargetError {
     /// The kind of failure: Unreachable, Unauthorized, Forbidden, Throttled, BadRequest,
-    /// Config or Api.
+    /// Config, Api or PolicyDenied.
     pub tier: ErrorTier,
     /// What failed, e.g. the query, region or resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -34,6 +34,8 @@ pub struct ControllerFile {
     pub max_concurrent_runs: Option<usize>,
     pub leader_elect: Option<bool>,
     pub watch_namespace: Option<String>,
+    /// What each namespace's MorningChecks may use of the operator.
+    pub tenancy: Option<crate::tenancy::Policy>,
 }
 
 pub fn default_path() -> Option<PathBuf> {
@@ -56,7 +58,12 @@ pub fn load(explicit: Option<&Path>) -> Result<FileConfig, String> {
     if text.trim().is_empty() {
         return Ok(FileConfig::default());
     }
-    serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let file: FileConfig =
+        serde_saphyr::from_str(&text).map_err(|e| format!("{}: {}", path.display(), crate::redact::parse_error(&e)))?;
+    if let Some(url) = &file.slack_webhook_url {
+        crate::redact::remember(url);
+    }
+    Ok(file)
 }
 
 /// Whether the user set `id` by flag or environment variable.

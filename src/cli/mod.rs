@@ -283,6 +283,7 @@ pub async fn run_once(check: &MorningCheck, s: &Settings) -> RunReport {
         local: LocalCluster::Kubeconfig { default_context: None },
         connect_timeout: s.connect_timeout.map(Duration::from_secs),
         aws_env: None,
+        grants: crate::tenancy::Grants::unrestricted(),
     };
     let outcomes = collect_all(&check.spec, &ctx).await;
     let finished =
@@ -296,11 +297,18 @@ pub async fn run_once(check: &MorningCheck, s: &Settings) -> RunReport {
 
 /// Posts the digest unless dry-run; returns an error line for stderr when it failed.
 pub async fn post(check: &MorningCheck, report: &RunReport, s: &Settings) -> Option<String> {
+    post_inner(check, report, s).await.map(|m| crate::redact::scrub(&m))
+}
+
+async fn post_inner(check: &MorningCheck, report: &RunReport, s: &Settings) -> Option<String> {
     if s.dry_run {
         return None;
     }
     let url = match (&s.slack_webhook_url, &check.spec.slack) {
-        (Some(u), _) => u.clone(),
+        (Some(u), _) => {
+            crate::redact::remember(u);
+            u.clone()
+        }
         (None, Some(spec)) => match secret_source(check).await.get_string(&spec.webhook_secret_ref).await {
             Ok(u) => u,
             Err(e) => return Some(format!("slack: webhook URL: {}", e.message)),
@@ -327,8 +335,8 @@ pub async fn post(check: &MorningCheck, report: &RunReport, s: &Settings) -> Opt
 pub fn render(check: &MorningCheck, report: &RunReport, output: Output) -> String {
     let name = format!("{}/{}", check.namespace().unwrap_or_else(|| "default".into()), check.name_any());
     match output {
-        Output::Text => text::render(&name, report, text::Style::detect()),
-        Output::Json => serde_json::to_string_pretty(report).expect("a report always serializes") + "\n",
+        Output::Text => crate::redact::scrub(&text::render(&name, report, text::Style::detect())),
+        Output::Json => pretty_scrubbed(serde_json::to_value(report).expect("a report always serializes")),
         Output::Slack => {
             let ns = check.namespace().unwrap_or_else(|| "default".into());
             let n = check.name_any();
@@ -339,9 +347,15 @@ pub fn render(check: &MorningCheck, report: &RunReport, output: Output) -> Strin
                 time_zone: check.spec.time_zone.as_deref(),
                 mentions: &mentions,
             };
-            serde_json::to_string_pretty(&slack::render(report, &digest)).expect("a payload always serializes") + "\n"
+            pretty_scrubbed(slack::render(report, &digest))
         }
     }
+}
+
+/// JSON for stdout, with every secret the run held scrubbed from its strings.
+fn pretty_scrubbed(mut v: serde_json::Value) -> String {
+    crate::redact::scrub_json(&mut v);
+    serde_json::to_string_pretty(&v).expect("JSON always serializes") + "\n"
 }
 
 #[cfg(test)]

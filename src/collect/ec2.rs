@@ -59,6 +59,22 @@ pub async fn check(target: &AwsTarget, ctx: &RunContext) -> Vec<TargetOutcome> {
     let Some(first) = target.regions.first() else {
         return vec![TargetOutcome::failed(&target.name, Area::Aws, config_error("no regions to check"))];
     };
+    // The policy first: a refused target loads no credentials and sends no request.
+    if let Err(d) = ctx.grants.aws(target) {
+        return target
+            .regions
+            .iter()
+            .map(|r| {
+                let mut out = TargetOutcome::failed(
+                    &format!("{}/{r}", target.name),
+                    Area::Aws,
+                    super::outbound::denied(d.to_string()),
+                );
+                out.scope = Some(r.clone());
+                out
+            })
+            .collect();
+    }
     // Loading reads the environment and profile files only: credential problems show up
     // per region, at the first call.
     let base = shared_config(target, ctx, first).await;

@@ -28,6 +28,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Checks one cluster. Each kind of object is listed concurrently; a failure of one list
 /// is reported by tier and the others' findings are kept.
 pub async fn check(target: &KubernetesTarget, ctx: &RunContext) -> TargetOutcome {
+    let scoped = ctx.grants.scope(target);
+    let target = &scoped;
     let mut out = TargetOutcome::new(&target.name, Area::Kubernetes, target.thresholds.max_findings as usize);
     let client = match client_for(target, ctx).await {
         Ok(c) => c,
@@ -41,7 +43,7 @@ pub async fn check(target: &KubernetesTarget, ctx: &RunContext) -> TargetOutcome
     let (pods, workloads, nodes, events) = tokio::join!(
         async { if c.pods { Some(scan.pods().await) } else { None } },
         async { if c.workloads { Some(scan.workloads().await) } else { None } },
-        async { if c.nodes { Some(scan.nodes().await) } else { None } },
+        async { if c.nodes.unwrap_or(true) { Some(scan.nodes().await) } else { None } },
         async { if c.events { Some(scan.events().await) } else { None } },
     );
     for part in [pods, workloads, nodes, events].into_iter().flatten() {
@@ -65,6 +67,12 @@ async fn client_for(target: &KubernetesTarget, ctx: &RunContext) -> Result<Clien
             .await
             .map_err(|e| config_error(format!("kubeconfig in Secret {}: {e}", r.name)))?;
         config.connect_timeout = Some(CONNECT_TIMEOUT);
+        // The policy first: the cluster (and any proxy) must be a host the admin allows.
+        for uri in std::iter::once(&config.cluster_url).chain(config.proxy_url.as_ref()) {
+            let url = url::Url::parse(&uri.to_string())
+                .map_err(|e| config_error(format!("kubeconfig in Secret {}: server URL: {e}", r.name)))?;
+            super::outbound::check(&ctx.grants, &url, "kubeconfig server").await?;
+        }
         return Client::try_from(config).map_err(|e| kube_error(&e, "build client"));
     }
     match &ctx.local {
@@ -91,9 +99,16 @@ async fn client_for(target: &KubernetesTarget, ctx: &RunContext) -> Result<Clien
 /// Parses a kubeconfig held in a Secret, refusing anything that would execute code or
 /// call out to an auth provider inside the operator.
 pub fn parse_kubeconfig(raw: &str) -> Result<Kubeconfig, String> {
-    let kc = Kubeconfig::from_yaml(raw).map_err(|e| format!("not a valid kubeconfig: {e}"))?;
+    let kc = Kubeconfig::from_yaml(raw).map_err(|e| match &e {
+        // Where and what, never the line itself: it may be the one holding the token.
+        kube::config::KubeconfigError::Parse(p) => format!("not a valid kubeconfig: {}", crate::redact::parse_error(p)),
+        _ => "not a valid kubeconfig".to_string(),
+    })?;
     for user in &kc.auth_infos {
         let Some(auth) = &user.auth_info else { continue };
+        for secret in [&auth.token, &auth.password, &auth.client_key_data].into_iter().flatten() {
+            crate::redact::remember(secrecy::ExposeSecret::expose_secret(secret));
+        }
         if auth.exec.is_some() {
             return Err(format!(
                 "user {:?} uses an exec plugin, which the operator never runs; use a token or client certificate",
@@ -112,6 +127,12 @@ pub fn parse_kubeconfig(raw: &str) -> Result<Kubeconfig, String> {
                 user.name
             ));
         }
+    }
+    let servers = kc.clusters.iter().filter_map(|c| c.cluster.as_ref()?.server.as_deref());
+    if servers.filter_map(|s| url::Url::parse(s).ok()).any(|u| crate::validate::has_userinfo(&u)) {
+        return Err(
+            "a cluster's server URL carries credentials (user:password@); use a token or client certificate".into()
+        );
     }
     if kc.clusters.iter().any(|c| c.cluster.as_ref().is_some_and(|c| c.certificate_authority.is_some())) {
         return Err("a cluster refers to a CA file; embed certificate-authority-data instead".into());

@@ -4,6 +4,7 @@
 
 pub mod ec2;
 pub mod kubernetes;
+pub mod outbound;
 pub mod prometheus;
 
 use std::collections::HashMap;
@@ -29,14 +30,21 @@ pub enum SecretSource {
 }
 
 impl SecretSource {
-    fn namespace(&self) -> &str {
+    pub fn namespace(&self) -> &str {
         match self {
             SecretSource::Kubernetes { namespace, .. } | SecretSource::Static { namespace, .. } => namespace,
         }
     }
 
-    /// Reads one key. Errors name the Secret and key, never the value.
+    /// Reads one key. Errors name the Secret and key, never the value, and the value is
+    /// remembered so that nothing the operator writes can repeat it.
     pub async fn get(&self, r: &SecretKeyRef) -> Result<Vec<u8>, TargetError> {
+        let value = self.read(r).await?;
+        crate::redact::remember(&String::from_utf8_lossy(&value));
+        Ok(value)
+    }
+
+    async fn read(&self, r: &SecretKeyRef) -> Result<Vec<u8>, TargetError> {
         let ns = self.namespace();
         if let Some(other) = r.namespace.as_deref().filter(|o| *o != ns) {
             return Err(config_error(format!(
@@ -76,7 +84,8 @@ impl SecretSource {
 /// How Kubernetes targets without a kubeconfig Secret are reached.
 #[derive(Clone)]
 pub enum LocalCluster {
-    /// The operator's own client (in-cluster service account).
+    /// The controller's client for this MorningCheck: its namespace's ServiceAccount,
+    /// impersonated, or the operator's own where the admin grants that.
     Client(kube::Client),
     /// `morningcheck run`: kubeconfig contexts; `None` is the current context.
     Kubeconfig { default_context: Option<String> },
@@ -94,10 +103,12 @@ pub struct RunContext {
     /// When set, the AWS credential chain and region settings read these variables instead
     /// of the process environment (tests; the controller and CLI leave it unset).
     pub aws_env: Option<Vec<(String, String)>>,
+    /// What the MorningCheck's namespace may use: checked before anything is sent.
+    pub grants: crate::tenancy::Grants,
 }
 
 pub fn error(tier: ErrorTier, message: impl Into<String>) -> TargetError {
-    TargetError { tier, scope: None, message: crate::net::redact_urls(&message.into()) }
+    TargetError { tier, scope: None, message: crate::redact::scrub(&message.into()) }
 }
 
 pub fn config_error(message: impl Into<String>) -> TargetError {

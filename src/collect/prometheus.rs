@@ -33,8 +33,6 @@ const POST_ABOVE: usize = 2000;
 const MAX_IN_FLIGHT: usize = 8;
 /// Largest answer read; a bigger one is an error rather than a memory spike.
 const MAX_BODY: usize = 64 << 20;
-/// Characters of a non-Prometheus error body quoted in a message.
-const SNIPPET: usize = 200;
 
 /// Checks one endpoint: alerts and every query run concurrently; each part that fails is
 /// an error of its own (scope `alerts` or `query <name>`) and the others still count.
@@ -102,11 +100,20 @@ struct Prom {
 impl Prom {
     async fn new(target: &PrometheusTarget, ctx: &RunContext) -> Result<Self, TargetError> {
         let base = base_url(&target.url).map_err(config_error)?;
+        // The policy first: nothing is read or sent for a host the admin does not allow.
+        let pinned = super::outbound::check(&ctx.grants, &base, "Prometheus URL").await?;
         let auth = auth(target, ctx).await?;
         let seconds = |s: i64| Duration::from_secs(s.max(1) as u64);
         let connect_timeout = ctx.connect_timeout.unwrap_or_else(|| seconds(target.connect_timeout_seconds));
         let read_timeout = seconds(target.read_timeout_seconds);
+        // A redirect may stay on the endpoint's origin only: it never leads the request,
+        // past the policy check, to a host the spec did not name.
+        let origin = base.origin();
+        let redirects = reqwest::redirect::Policy::custom(move |a| {
+            if a.url().origin() == origin && a.previous().len() < 5 { a.follow() } else { a.stop() }
+        });
         let mut builder = Client::builder()
+            .redirect(redirects)
             .connect_timeout(connect_timeout)
             .read_timeout(read_timeout)
             .user_agent(concat!("morningcheck/", env!("CARGO_PKG_VERSION")));
@@ -115,6 +122,9 @@ impl Prom {
         }
         if target.insecure_skip_tls_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        if let Some((host, addrs)) = &pinned {
+            builder = builder.resolve_to_addrs(host, addrs);
         }
         let client =
             builder.build().map_err(|e| config_error(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
@@ -228,6 +238,7 @@ async fn auth(target: &PrometheusTarget, ctx: &RunContext) -> Result<Auth, Targe
     let Some(a) = &target.auth else { return Ok(Auth::None) };
     if let Some(b) = &a.basic {
         let password = ctx.secrets.get_string(&b.password_secret_ref).await?;
+        crate::redact::remember_basic(&b.username, &password);
         return Ok(Auth::Basic { username: b.username.clone(), password });
     }
     match &a.bearer_token_secret_ref {
@@ -249,9 +260,9 @@ async fn ca_bundle(secrets: &SecretSource, r: &SecretKeyRef) -> Result<Vec<Certi
 
 /// Base URL with a trailing slash, so `api/v1/...` joins under its path prefix.
 fn base_url(raw: &str) -> Result<Url, String> {
-    let mut u = Url::parse(raw).map_err(|e| format!("url {:?}: {e}", crate::net::redact_urls(raw)))?;
+    let mut u = Url::parse(raw).map_err(|e| format!("url {:?}: {e}", crate::redact::urls(raw)))?;
     if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
-        return Err(format!("url {:?} is not an http(s) URL", crate::net::redact_urls(raw)));
+        return Err(format!("url {:?} is not an http(s) URL", crate::redact::urls(raw)));
     }
     u.set_query(None);
     u.set_fragment(None);
@@ -324,7 +335,7 @@ struct Envelope<T> {
 /// Turns one HTTP answer into what the retry loop should do with it.
 fn answer<T: DeserializeOwned>(status: StatusCode, wait: Option<Duration>, body: &[u8]) -> Attempt<T, TargetError> {
     if status == StatusCode::TOO_MANY_REQUESTS {
-        return Attempt::Retry(error(ErrorTier::Throttled, status_message(status, body)), wait);
+        return Attempt::Retry(error(ErrorTier::Throttled, status_message(status)), wait);
     }
     if status.is_success() {
         return match serde_json::from_slice::<Envelope<T>>(body) {
@@ -339,7 +350,7 @@ fn answer<T: DeserializeOwned>(status: StatusCode, wait: Option<Duration>, body:
     {
         return Attempt::Fail(prometheus_error(status, &env));
     }
-    let e = error(tier_of(status), status_message(status, body));
+    let e = error(tier_of(status), status_message(status));
     if status.is_server_error() { Attempt::Retry(e, wait) } else { Attempt::Fail(e) }
 }
 
@@ -363,31 +374,18 @@ fn prometheus_error<T>(status: StatusCode, env: &Envelope<T>) -> TargetError {
     error(tier, format!("{kind}: {}", env.error.as_deref().unwrap_or("no message")))
 }
 
-/// `401 Unauthorized: <what the body says>`, with a hint where the status alone misleads.
-fn status_message(status: StatusCode, body: &[u8]) -> String {
-    let mut m = status.to_string();
-    let said = snippet(body);
-    if !said.is_empty() {
-        m.push_str(": ");
-        m.push_str(&said);
-    }
-    if status == StatusCode::NOT_FOUND {
-        m.push_str(" (is the URL, with its path prefix, that of a Prometheus-compatible API?)");
-    }
-    m
-}
-
-/// The useful part of an error body: a JSON `error` or `message`, else its first words.
-fn snippet(body: &[u8]) -> String {
-    let text = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| ["error", "message"].iter().find_map(|k| v.get(*k)?.as_str().map(str::to_string)))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match words.char_indices().nth(SNIPPET) {
-        Some((i, _)) => format!("{}…", &words[..i]),
-        None => words,
-    }
+/// `502 Bad Gateway` and what it means, never the body: a peer that does not answer with
+/// Prometheus' error envelope may be any service a URL points at, and its page stays out
+/// of the status.
+fn status_message(status: StatusCode) -> String {
+    let hint = match status.as_u16() {
+        401 => "credentials missing or rejected",
+        403 => "the credentials may not read this API",
+        404 => "is the URL, with its path prefix, that of a Prometheus-compatible API?",
+        429 => "rate limited",
+        _ => "from a peer that does not answer like a Prometheus API; its body is not shown",
+    };
+    format!("{status} ({hint})")
 }
 
 #[cfg(test)]
@@ -431,6 +429,7 @@ mod tests {
             local: super::super::LocalCluster::Kubeconfig { default_context: None },
             connect_timeout,
             aws_env: None,
+            grants: crate::tenancy::Grants::unrestricted(),
         }
     }
 
@@ -465,41 +464,33 @@ mod tests {
     }
 
     #[test]
-    fn statuses_are_told_apart() {
+    fn statuses_are_told_apart_and_foreign_bodies_never_quoted() {
+        let (kind, tier, msg, _) = run(401, "Unauthorized: Bearer secret-token-echoed\n");
+        assert_eq!((kind, tier), ("fail", Some(ErrorTier::Unauthorized)));
+        assert_eq!(msg, "401 Unauthorized (credentials missing or rejected)");
+        let (_, tier, msg, _) = run(403, r#"{"kind":"Status","message":"alerts is forbidden"}"#);
         assert_eq!(
-            run(401, "Unauthorized\n"),
-            ("fail", Some(ErrorTier::Unauthorized), "401 Unauthorized: Unauthorized".into(), None)
-        );
-        assert_eq!(
-            run(403, r#"{"kind":"Status","message":"alerts is forbidden"}"#),
-            ("fail", Some(ErrorTier::Forbidden), "403 Forbidden: alerts is forbidden".into(), None)
+            (tier, msg.as_str()),
+            (Some(ErrorTier::Forbidden), "403 Forbidden (the credentials may not read this API)")
         );
         assert_eq!(
             run(429, "slow down"),
             (
                 "retry",
                 Some(ErrorTier::Throttled),
-                "429 Too Many Requests: slow down".into(),
+                "429 Too Many Requests (rate limited)".into(),
                 Some(Duration::from_secs(2))
             )
         );
+        let (kind, tier, msg, wait) = run(502, "<html>internal admin console</html>");
+        assert_eq!((kind, tier, wait), ("retry", Some(ErrorTier::Api), Some(Duration::from_secs(2))));
         assert_eq!(
-            run(502, "bad gateway"),
-            ("retry", Some(ErrorTier::Api), "502 Bad Gateway: bad gateway".into(), Some(Duration::from_secs(2)))
+            msg,
+            "502 Bad Gateway (from a peer that does not answer like a Prometheus API; its body is not shown)"
         );
         let (kind, tier, msg, _) = run(404, "404 page not found");
         assert_eq!((kind, tier), ("fail", Some(ErrorTier::Api)));
-        assert_eq!(
-            msg,
-            "404 Not Found: 404 page not found (is the URL, with its path prefix, that of a Prometheus-compatible API?)"
-        );
-    }
-
-    #[test]
-    fn long_bodies_are_cut() {
-        let s = snippet("word ".repeat(100).as_bytes());
-        assert_eq!(s.chars().count(), SNIPPET + 1);
-        assert!(s.ends_with('…'));
+        assert_eq!(msg, "404 Not Found (is the URL, with its path prefix, that of a Prometheus-compatible API?)");
     }
 
     #[test]

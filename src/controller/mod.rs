@@ -29,6 +29,7 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::net::{Attempt, RetryPolicy, retry};
 use crate::schedule::{self, PlanInput};
+use crate::tenancy::{Grants, Identity, Policy};
 use crate::validate::validate;
 use status::{NOTIFIED, READY, SCHEDULED, set_condition};
 
@@ -58,6 +59,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Shared state of every reconcile.
 pub struct Context {
     pub client: Client,
+    /// The operator's own configuration, from which each MorningCheck's impersonating
+    /// client is made.
+    config: kube::Config,
+    /// What each namespace may use of the operator.
+    pub policy: Policy,
+    /// The operator's own namespace (the default of the AWS identity grant).
+    pub operator_namespace: String,
     pub recorder: Recorder,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
@@ -68,29 +76,57 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context with the strict default [`Policy`]; see [`Context::with_policy`].
     pub fn new(
-        client: Client,
+        config: kube::Config,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
         max_concurrent_runs: usize,
         instance: Option<String>,
-    ) -> Self {
+    ) -> Result<Self, kube::Error> {
+        let client = Client::try_from(config.clone())?;
         let reporter = Reporter { controller: MANAGER.into(), instance };
-        Self {
+        Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            config,
+            policy: Policy::default(),
+            operator_namespace: "default".into(),
             clock,
             metrics,
             run_permits: Arc::new(Semaphore::new(max_concurrent_runs.max(1))),
             http: crate::publish::slack::http_client(),
-        }
+        })
+    }
+
+    /// The admin's tenancy policy, and the namespace the operator runs in.
+    pub fn with_policy(mut self, policy: Policy, operator_namespace: impl Into<String>) -> Self {
+        self.policy = policy;
+        self.operator_namespace = operator_namespace.into();
+        self
+    }
+
+    /// What a MorningCheck of `namespace` may use.
+    fn grants(&self, namespace: &str, spec: &crate::api::MorningCheckSpec) -> Grants {
+        self.policy.grants(namespace, &self.operator_namespace, spec)
+    }
+
+    /// The client a MorningCheck's local checks and Secret reads use: its ServiceAccount,
+    /// impersonated, or the operator's own client where the policy grants it.
+    fn client_for(&self, identity: &Identity) -> Result<Client, kube::Error> {
+        let Some(user) = identity.user() else { return Ok(self.client.clone()) };
+        let mut config = self.config.clone();
+        config.auth_info.impersonate = Some(user);
+        // The apiserver adds the ServiceAccount's own groups to an impersonated account.
+        config.auth_info.impersonate_groups = None;
+        Client::try_from(config)
     }
 
     async fn event(&self, mc: &MorningCheck, type_: EventType, reason: &str, action: &str, note: String) {
         let ev = Event {
             type_,
             reason: reason.into(),
-            note: Some(truncate(note, 1000)),
+            note: Some(truncate(crate::redact::scrub(&note), 1000)),
             action: action.into(),
             secondary: None,
         };
@@ -122,6 +158,9 @@ async fn apply_status(
 ) -> Result<MorningCheck> {
     let mut st = st.clone();
     status::fit(&mut st);
+    // Nothing a run held as a secret reaches the status, whichever path a message took.
+    let mut st = serde_json::to_value(&st).expect("a status always serializes");
+    crate::redact::scrub_json(&mut st);
     let mut metadata = json!({ "name": mc.name_any() });
     if let Some(rv) = resource_version {
         metadata["resourceVersion"] = json!(rv);
@@ -222,15 +261,28 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
         (false, Some(n)) => format!("next run at {n}"),
         (false, None) => "the schedule has no future slot".to_string(),
     };
-    set_condition(
-        &mut st.conditions,
-        READY,
-        true,
-        if mc.spec.suspend { "Suspended" } else { "Scheduled" },
-        ready_msg,
-        now,
-        generation,
-    );
+    // Targets the admin's policy refuses: the MorningCheck is not Ready, and says why; the
+    // other targets still run, and the refused ones fail as PolicyDenied.
+    let refused = crate::tenancy::refusals(&mc.spec, &ctx.grants(&ns, &mc.spec));
+    if refused.is_empty() {
+        set_condition(
+            &mut st.conditions,
+            READY,
+            true,
+            if mc.spec.suspend { "Suspended" } else { "Scheduled" },
+            ready_msg,
+            now,
+            generation,
+        );
+    } else {
+        let problems = refused.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
+        let msg = format!("{problems}; the other targets still run ({ready_msg})");
+        let told = st.conditions.iter().any(|c| c.type_ == READY && c.message.starts_with(&problems));
+        set_condition(&mut st.conditions, READY, false, "PolicyDenied", &msg, now, generation);
+        if !told {
+            notes.push(Note { reason: "PolicyDenied", action: "Validate", text: problems });
+        }
+    }
     if let Some(slot) = plan.missed {
         missed(&mc, &mut st, slot, now, &mut notes);
     }

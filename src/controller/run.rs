@@ -43,13 +43,19 @@ async fn run_inner(
         .await;
 
     let started = Instant::now();
+    // The MorningCheck's own identity: its namespace's ServiceAccount, impersonated,
+    // unless the admin lets the namespace use the operator's. Its Secrets are read as
+    // that identity too.
+    let grants = ctx.grants(&ns, &mc.spec);
+    let client = ctx.client_for(&grants.identity).map_err(super::Error::Kube)?;
     let rc = RunContext {
         now: ctx.clock.now(),
         deadline: started + Duration::from_secs(mc.spec.timeout_seconds.max(1) as u64),
-        secrets: SecretSource::Kubernetes { client: ctx.client.clone(), namespace: ns.clone() },
-        local: LocalCluster::Client(ctx.client.clone()),
+        secrets: SecretSource::Kubernetes { client: client.clone(), namespace: ns.clone() },
+        local: LocalCluster::Client(client),
         connect_timeout: None,
         aws_env: None,
+        grants,
     };
     let outcomes = collect_all(&mc.spec, &rc).await;
     let elapsed = SignedDuration::try_from(started.elapsed()).unwrap_or_default();
@@ -84,7 +90,7 @@ async fn run_inner(
     announce(mc, ctx, &report).await;
 
     if let Some(Ok(policy)) = post {
-        let outcome = notify(mc, ctx, &report, &ns, policy).await;
+        let outcome = notify(mc, ctx, &report, &rc, policy).await;
         let now = ctx.clock.now().max(finished);
         let (ok, reason) = match outcome.outcome.as_str() {
             "Delivered" => (true, "Delivered"),
@@ -185,11 +191,11 @@ fn plan_notification(
     }
 }
 
-async fn notify(mc: &MorningCheck, ctx: &Context, report: &RunReport, ns: &str, _: ()) -> NotificationStatus {
+async fn notify(mc: &MorningCheck, ctx: &Context, report: &RunReport, rc: &RunContext, _: ()) -> NotificationStatus {
     let Some(spec) = &mc.spec.slack else { unreachable!("plan_notification checked spec.slack") };
     let at = ctx.clock.now();
-    let secrets = SecretSource::Kubernetes { client: ctx.client.clone(), namespace: ns.to_string() };
-    let url = match secrets.get_string(&spec.webhook_secret_ref).await {
+    let ns = rc.secrets.namespace();
+    let url = match rc.secrets.get_string(&spec.webhook_secret_ref).await {
         Ok(u) => u,
         Err(e) => {
             ctx.metrics.slack("Failed");
@@ -205,6 +211,10 @@ async fn notify(mc: &MorningCheck, ctx: &Context, report: &RunReport, ns: &str, 
             at,
         );
     }
+    if let Some(e) = webhook_policy(&url, rc).await {
+        ctx.metrics.slack("Failed");
+        return notification(&report.run_id, "Failed", Some(e), at);
+    }
     let name = mc.name_any();
     let digest = slack::Digest {
         namespace: ns,
@@ -217,4 +227,10 @@ async fn notify(mc: &MorningCheck, ctx: &Context, report: &RunReport, ns: &str, 
     let outcome = format!("{:?}", d.outcome);
     ctx.metrics.slack(&outcome);
     notification(&report.run_id, &outcome, d.message, ctx.clock.now())
+}
+
+/// The outbound policy on the webhook's host: a refusal's message, or `None` to post.
+async fn webhook_policy(url: &str, rc: &RunContext) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    crate::collect::outbound::check(&rc.grants, &parsed, "Slack webhook").await.err().map(|e| e.message)
 }

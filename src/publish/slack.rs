@@ -430,6 +430,7 @@ fn tier_name(t: ErrorTier) -> &'static str {
         ErrorTier::BadRequest => "BadRequest",
         ErrorTier::Config => "Config",
         ErrorTier::Api => "Api",
+        ErrorTier::PolicyDenied => "PolicyDenied",
     }
 }
 
@@ -809,8 +810,6 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Retries of [`deliver`]: only for requests Slack certainly did not act on.
 pub const RETRY: RetryPolicy =
     RetryPolicy { base: Duration::from_millis(500), max: Duration::from_secs(5), attempts: 4 };
-/// Longest Slack error body kept in a message.
-const BODY_CHARS: usize = 300;
 
 /// Posts `payload` to the webhook at `url` by `deadline`.
 ///
@@ -861,7 +860,7 @@ struct AttemptFailure {
 }
 
 fn failure(outcome: Outcome, message: String) -> AttemptFailure {
-    AttemptFailure { outcome, message: net::redact_urls(&message) }
+    AttemptFailure { outcome, message: crate::redact::scrub(&message) }
 }
 
 async fn post_once(http: &reqwest::Client, url: &str, body: Vec<u8>, deadline: Instant) -> Attempt<(), AttemptFailure> {
@@ -922,10 +921,18 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// Slack's error body (`no_service`, `invalid_blocks`, …) verbatim, on one line and short.
+/// Slack's error code (`no_service`, `invalid_blocks`, …) verbatim. Any other body is not
+/// quoted: a webhook URL may point at any service, and an error page may echo the URL.
 fn body_excerpt(body: &str) -> String {
-    let one_line: String = body.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if one_line.is_empty() { "(empty body)".into() } else { cut_chars(&one_line, BODY_CHARS) }
+    let code = body.trim();
+    let slack_like = (1..=64).contains(&code.len())
+        && code.starts_with(|c: char| c.is_ascii_lowercase())
+        && code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    match (code.is_empty(), slack_like) {
+        (true, _) => "(empty body)".into(),
+        (false, true) => code.into(),
+        (false, false) => "(a body that is not a Slack error code; not shown)".into(),
+    }
 }
 
 /// An error and its sources, "a: b: c", without repeats.

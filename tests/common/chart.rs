@@ -7,17 +7,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::api::PostParams;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Map, Value, json};
 
 use super::{binary, eventually, var};
+use morningcheck::api::MorningCheck;
 
 pub const CHART: &str = "charts/morningcheck";
 /// Where kube-rs (like every Kubernetes client) reads a pod's ServiceAccount.
@@ -479,6 +481,93 @@ pub fn in_cluster(files: &Path, home: &Path) -> Command {
         .env("HOME", home)
         .stdin(Stdio::null());
     cmd
+}
+
+/// The chart's CRD, applied idempotently (server-side apply, the field manager the other
+/// tests use for the same CRD), and served.
+pub async fn install_chart_crd(client: &Client) {
+    let text = std::fs::read_to_string(repo().join(CHART).join("crds/morningcheck.yaml")).unwrap();
+    let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).expect("the chart's CRD");
+    let name = crd.metadata.name.clone().unwrap();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    api.patch(&name, &PatchParams::apply("morningcheck-tests").force(), &Patch::Apply(&crd)).await.expect("CRD");
+    let mcs: Api<MorningCheck> = Api::all(client.clone());
+    eventually(30, "the CRD served", || {
+        let mcs = mcs.clone();
+        async move { mcs.list(&Default::default()).await.ok().map(|_| ()) }
+    })
+    .await;
+}
+
+/// The controller's config file as the installed release's ConfigMap holds it, written to
+/// `dir`: the controller under test runs with the chart's own tenancy policy.
+pub async fn release_config(client: &Client, ns: &str, fullname: &str, dir: &Path) -> PathBuf {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get(&format!("{fullname}-config"))
+        .await
+        .expect("the release's config ConfigMap");
+    let text = cm.data.and_then(|d| d.get("config.yaml").cloned()).expect("config.yaml in the ConfigMap");
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The AWS environment of a pod with IRSA: a web identity token file and a role, with STS
+/// (and every other AWS API) at `endpoint`.
+pub fn web_identity(token_file: &Path, endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/morningcheck-operator"),
+        ("AWS_ROLE_SESSION_NAME", "morningcheck"),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", "ca-central-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The controller process in in-cluster mode (see [`in_cluster`]), killed when dropped.
+pub struct InCluster {
+    child: Child,
+    log: PathBuf,
+}
+
+impl InCluster {
+    /// Starts `morningcheck <args>` with the ServiceAccount files at the in-cluster paths
+    /// and `env` as its only extra environment.
+    pub fn start(files: &Path, args: &[String], log: PathBuf, env: &[(String, String)]) -> Self {
+        let server = var("MC_KUBE_SERVER");
+        let port = server.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
+        // No KUBECONFIG, no ~/.kube: the in-cluster configuration is all there is.
+        let child = in_cluster(files, &files.join("home"))
+            .args(args)
+            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+            .env("KUBERNETES_SERVICE_PORT", &port)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("unshare");
+        Self { child, log }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for InCluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,16 +11,19 @@ use std::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use morningcheck::api::MorningCheck;
+use morningcheck::api::MorningCheckStatus;
 use morningcheck::clock::Clock;
 use morningcheck::controller::{self, Context};
 use morningcheck::metrics::Metrics;
+use morningcheck::tenancy::Policy;
 use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -44,11 +47,26 @@ pub fn var(name: &str) -> String {
 
 /// A client for a context of the test kubeconfig: admin, alice (no rights) or remote.
 pub async fn client_as(context: &str) -> Client {
+    Client::try_from(config_as(context).await).expect("client")
+}
+
+/// The configuration of a context of the test kubeconfig.
+pub async fn config_as(context: &str) -> Config {
     morningcheck::install_crypto_provider();
     let kc = Kubeconfig::read_from(var("MC_KUBECONFIG")).expect("kubeconfig");
     let opts = KubeConfigOptions { context: Some(context.into()), ..Default::default() };
-    let config = Config::from_custom_kubeconfig(kc, &opts).await.expect("config");
-    Client::try_from(config).expect("client")
+    Config::from_custom_kubeconfig(kc, &opts).await.expect("config")
+}
+
+/// A policy that lets `ns` use the operator's own identity, AWS identity, any role and
+/// endpoint overrides: the tests that are not about tenancy run as the platform team's.
+pub fn trusting(ns: &str) -> Policy {
+    let mut p = Policy::default();
+    p.kubernetes.operator_identity_namespaces = vec![ns.to_string()];
+    p.aws.namespaces = Some(vec![ns.to_string()]);
+    p.aws.assume_roles.insert(ns.to_string(), vec!["*".into()]);
+    p.aws.allow_endpoint_override = true;
+    p
 }
 
 pub async fn admin() -> Client {
@@ -66,6 +84,7 @@ pub fn run_context(client: &Client, ns: &str, now: jiff::Timestamp) -> morningch
         local: LocalCluster::Client(client.clone()),
         connect_timeout: None,
         aws_env: None,
+        grants: morningcheck::tenancy::Grants::unrestricted(),
     }
 }
 
@@ -159,6 +178,37 @@ pub async fn install_crd(client: &Client) {
     .await;
 }
 
+/// A controller config file holding [`trusting`]'s policy for `ns`, for controller
+/// processes.
+pub fn trusting_config(ns: &str) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    let yaml = format!(
+        "controller:\n  tenancy:\n    kubernetes: {{operatorIdentityNamespaces: [{ns}]}}\n    aws: {{namespaces: [{ns}], assumeRoles: {{{ns}: ['*']}}, allowEndpointOverride: true}}\n"
+    );
+    std::fs::write(f.path(), yaml).unwrap();
+    f
+}
+
+/// The port a controller process with `--metrics-addr 127.0.0.1:0 --log-format json`
+/// serves on, read from its log (a port chosen beforehand could be taken meanwhile).
+pub fn serving_port(log: &std::path::Path, who: &str) -> u16 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let serving = text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find_map(|l| {
+            let addr = l["fields"]["addr"]
+                .as_str()
+                .filter(|_| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("serving")))?;
+            addr.rsplit(':').next()?.parse::<u16>().ok()
+        });
+        if let Some(port) = serving {
+            return port;
+        }
+        assert!(std::time::Instant::now() < deadline, "{who} never said where it serves:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A controller running in this process, watching one namespace.
 pub struct Running {
     stop: Option<oneshot::Sender<()>>,
@@ -167,10 +217,19 @@ pub struct Running {
 }
 
 impl Running {
-    pub async fn start(client: &Client, ns: &str, clock: Arc<dyn Clock>) -> Self {
+    /// The admin's controller: `ns` may use the operator's identity (see [`trusting`]).
+    pub async fn start(_client: &Client, ns: &str, clock: Arc<dyn Clock>) -> Self {
+        Self::start_with(ns, clock, trusting(ns)).await
+    }
+
+    /// A controller as admin, with the tenancy policy `policy`, watching `ns`.
+    pub async fn start_with(ns: &str, clock: Arc<dyn Clock>, policy: Policy) -> Self {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
-        let ctx = Arc::new(Context::new(client.clone(), clock, metrics.clone(), 4, Some("test".into())));
+        let ctx = Context::new(config_as("admin").await, clock, metrics.clone(), 4, Some("test".into()))
+            .expect("context")
+            .with_policy(policy, "morningcheck-system");
+        let ctx = Arc::new(ctx);
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = rx.await;
@@ -223,4 +282,100 @@ pub fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Creates MorningCheck `name` with `spec` in `ns`.
+pub async fn create_check(client: &Client, ns: &str, name: &str, spec: Value) -> Api<MorningCheck> {
+    let api: Api<MorningCheck> = Api::namespaced(client.clone(), ns);
+    let mc: MorningCheck =
+        serde_json::from_value(json!({"apiVersion": "morningcheck.io/v1alpha1", "kind": "MorningCheck",
+        "metadata": {"name": name}, "spec": spec}))
+        .unwrap();
+    api.create(&PostParams::default(), &mc).await.unwrap();
+    api
+}
+
+/// Creates Secret `name` in `ns` from string data.
+pub async fn create_secret(client: &Client, ns: &str, name: &str, data: Value) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let s: Secret = serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap();
+    api.create(&PostParams::default(), &s).await.unwrap();
+}
+
+/// Asks for a run now, with `token`.
+pub async fn run_now(api: &Api<MorningCheck>, name: &str, token: &str) {
+    let patch = json!({"metadata": {"annotations": {"morningcheck.io/run-now": token}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+}
+
+/// The status once the run of `token` finished and its Slack post settled.
+pub async fn run_finished(api: &Api<MorningCheck>, name: &str, token: &str, secs: u64) -> MorningCheckStatus {
+    eventually(secs, &format!("run {token} finished"), || async {
+        let st = api.get(name).await.ok()?.status?;
+        let done =
+            st.last_run.as_ref().is_some_and(|r| r.run_id == format!("run-now-{token}")) && st.active_run.is_none();
+        let posted = st.notification.as_ref().is_none_or(|n| n.outcome != "Sending");
+        (done && posted).then_some(st)
+    })
+    .await
+}
+
+/// A `morningcheck controller` process watching one namespace as the platform team's
+/// ([`trusting_config`]), logging JSON lines at `RUST_LOG` level to a file; killed on drop.
+pub struct ControllerProcess {
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+    _config: tempfile::NamedTempFile,
+}
+
+impl ControllerProcess {
+    pub fn start(ns: &str, extra: &[&str], rust_log: &str) -> Self {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let config = trusting_config(ns);
+        let child = std::process::Command::new(binary())
+            .args(["controller", "--watch-namespace", ns, "--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--config")
+            .arg(config.path())
+            .args(extra)
+            .env("KUBECONFIG", var("MC_KUBECONFIG"))
+            .env("RUST_LOG", rust_log)
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("controller process");
+        Self { child, log, _config: config }
+    }
+
+    /// The port of its /metrics, /healthz and /readyz.
+    pub fn port(&self) -> u16 {
+        serving_port(self.log.path(), "the controller")
+    }
+
+    /// Stops it and returns everything it logged.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates a namespaced object from JSON.
+pub async fn create_object<K>(client: &Client, ns: &str, v: Value) -> K
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let obj: K = serde_json::from_value(v).unwrap();
+    Api::<K>::namespaced(client.clone(), ns).create(&PostParams::default(), &obj).await.unwrap()
 }

@@ -11,7 +11,7 @@ source "$here/versions.sh"
 mkdir -p "$CACHE"
 log() { echo "[env/install] $*" >&2; }
 
-apt_packages=(prometheus prometheus-node-exporter jq curl openssl apache2-utils util-linux iproute2 python3-venv)
+apt_packages=(prometheus prometheus-node-exporter jq curl openssl apache2-utils util-linux iproute2 python3-venv shellcheck)
 need_apt=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")

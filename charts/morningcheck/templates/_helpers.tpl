@@ -111,13 +111,41 @@ app.kubernetes.io/component: controller
 {{- end }}
 {{- end }}
 
-{{/* Namespaces where Secrets may be read: rbac.secretNamespaces, else the release namespace. */}}
+{{/* Namespaces where the operator's own identity reads Secrets: those granted the
+operator's identity, and the release namespace when the CronJob runs there. Every other
+namespace's Secrets are read as its own ServiceAccount. */}}
 {{- define "morningcheck.secretNamespaces" -}}
-{{- if .Values.rbac.secretNamespaces }}
-{{- toYaml (uniq .Values.rbac.secretNamespaces) }}
-{{- else }}
-{{- toYaml (list .Release.Namespace) }}
+{{- $ns := list }}
+{{- if .Values.controller.enabled }}
+{{- $ns = concat $ns .Values.tenancy.operatorIdentityNamespaces }}
 {{- end }}
+{{- if .Values.cronjob.enabled }}
+{{- $ns = append $ns .Release.Namespace }}
+{{- end }}
+{{- toYaml (uniq $ns) }}
+{{- end }}
+
+{{/* Whether the operator's own identity checks the cluster: a namespace is granted it, or the CronJob runs. */}}
+{{- define "morningcheck.ownChecks" -}}
+{{- if or (and .Values.controller.enabled .Values.tenancy.operatorIdentityNamespaces) .Values.cronjob.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The controller's config file: the tenancy policy. */}}
+{{- define "morningcheck.config" -}}
+{{- $t := .Values.tenancy -}}
+controller:
+  tenancy:
+    kubernetes:
+      defaultServiceAccountName: {{ $t.defaultServiceAccountName | quote }}
+      operatorIdentityNamespaces: {{ toJson (uniq $t.operatorIdentityNamespaces) }}
+    aws:
+      namespaces: {{ toJson (default (list .Release.Namespace) (uniq $t.aws.namespaces)) }}
+      assumeRoles: {{ toJson $t.aws.assumeRoles }}
+      allowEndpointOverride: {{ $t.aws.allowEndpointOverride }}
+      endpointHosts: {{ toJson $t.aws.endpointHosts }}
+    outbound:
+      allowedHosts: {{ toJson $t.outbound.allowedHosts }}
+      allowedCidrs: {{ toJson $t.outbound.allowedCidrs }}
 {{- end }}
 
 {{/* Subjects of every binding: the operator's ServiceAccount. */}}
