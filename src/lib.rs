@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod api;
 pub mod cli;
+pub mod clip;
 pub mod clock;
 pub mod collect;
 pub mod controller;

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator: watch MorningChecks and run each on its schedule.
-    Controller(ControllerArgs),
+    Controller(Box<ControllerArgs>),
     /// Run the checks of MorningCheck manifests once and print a report.
     Run(RunArgs),
     /// Print the CustomResourceDefinition as YAML.
@@ -55,6 +55,9 @@ struct ControllerArgs {
     /// Runs in progress at once across all MorningChecks.
     #[arg(long, env = "MORNINGCHECK_MAX_CONCURRENT_RUNS", default_value_t = 10)]
     max_concurrent_runs: usize,
+    /// Targets one run checks at once (an AWS region counts as one).
+    #[arg(long, env = "MORNINGCHECK_MAX_TARGETS_IN_FLIGHT", default_value_t = morningcheck::collect::TARGETS_IN_FLIGHT)]
+    max_targets_in_flight: usize,
     /// Watch MorningChecks of this namespace only. All namespaces when unset.
     #[arg(long, env = "MORNINGCHECK_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
@@ -100,7 +103,7 @@ fn main() -> ExitCode {
         }
         Command::Controller(args) => {
             let m = matches.subcommand_matches("controller").expect("controller matches");
-            match layered_controller(args, m) {
+            match layered_controller(*args, m) {
                 Ok(args) => rt().block_on(run_controller(args)),
                 Err(e) => {
                     eprintln!("morningcheck: config: {e}");
@@ -129,6 +132,8 @@ fn layered_controller(mut a: ControllerArgs, m: &ArgMatches) -> Result<Controlle
     }
     a.log_level = config::layer(m, "log_level", a.log_level, file.log_level);
     a.max_concurrent_runs = config::layer(m, "max_concurrent_runs", a.max_concurrent_runs, file.max_concurrent_runs);
+    a.max_targets_in_flight =
+        config::layer(m, "max_targets_in_flight", a.max_targets_in_flight, file.max_targets_in_flight);
     a.leader_elect = config::layer(m, "leader_elect", a.leader_elect, file.leader_elect);
     a.watch_namespace = config::layer(m, "watch_namespace", a.watch_namespace, file.watch_namespace.map(Some));
     a.tenancy = file.tenancy.unwrap_or_default();
@@ -294,15 +299,18 @@ async fn run_controller(args: ControllerArgs) -> ExitCode {
         let el = el.clone();
         tokio::spawn(async move {
             el.hold().await;
-            // A replica that lost the lease must stop at once: the new leader records any
-            // run left in progress as interrupted and never repeats it.
+            // A replica that lost the lease must stop at once, before the lease can expire
+            // for another: the new leader runs any run left in progress again.
             error!("leadership lost; exiting");
             std::process::exit(1);
         });
     }
 
     let ctx = match Context::new(config, Arc::new(SystemClock), metrics, args.max_concurrent_runs, Some(identity)) {
-        Ok(c) => Arc::new(c.with_policy(args.tenancy.clone(), args.lease_namespace.clone())),
+        Ok(c) => Arc::new(
+            c.with_policy(args.tenancy.clone(), args.lease_namespace.clone())
+                .with_targets_in_flight(args.max_targets_in_flight),
+        ),
         Err(e) => {
             error!(error = %e, "cannot build the Kubernetes client");
             return ExitCode::from(2);

@@ -1,13 +1,15 @@
-//! Timeouts and retries shared by every collector: exponential backoff with full jitter,
-//! bounded by the run's deadline, for errors the caller classifies as transient.
+//! Timeouts and retries shared by every collector: backon's exponential backoff with
+//! jitter, bounded by the run's deadline, for errors the caller classifies as transient,
+//! with the peer's Retry-After taking the place of a computed delay.
 
 use std::future::Future;
 use std::time::Duration;
 
-use rand::Rng;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
-/// Backoff policy: the n-th retry waits a random time in `[0, min(max, base * 2^n)]`.
+/// Backoff policy: the n-th retry (0-based) waits `d = min(max, base * 2^n)` plus a random
+/// part of up to `d` (backon's jitter); at most `attempts` tries in all.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub base: Duration,
@@ -22,11 +24,15 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The delay before retry number `n` (0-based): full jitter.
-    pub fn delay(&self, n: u32) -> Duration {
-        let cap = self.base.saturating_mul(1u32 << n.min(16)).min(self.max);
-        let millis = cap.as_millis() as u64;
-        Duration::from_millis(if millis == 0 { 0 } else { rand::rng().random_range(0..=millis) })
+    /// The delays between tries: `attempts - 1` of them.
+    pub fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::new()
+            .with_min_delay(self.base)
+            .with_max_delay(self.max)
+            .with_factor(2.0)
+            .with_max_times(self.attempts.saturating_sub(1) as usize)
+            .with_jitter()
+            .build()
     }
 }
 
@@ -46,14 +52,17 @@ where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Attempt<T, E>>,
 {
+    let mut backoff = policy.backoff();
     let mut n = 0;
     loop {
         match op(n).await {
             Attempt::Done(v) => return Ok(v),
             Attempt::Fail(e) => return Err(e),
             Attempt::Retry(e, hint) => {
-                let wait = hint.unwrap_or_else(|| policy.delay(n));
-                if n + 1 >= policy.attempts || Instant::now() + wait >= deadline {
+                // Out of attempts, or the wait would pass the deadline: the last error stands.
+                let Some(computed) = backoff.next() else { return Err(e) };
+                let wait = hint.unwrap_or(computed);
+                if Instant::now() + wait >= deadline {
                     return Err(e);
                 }
                 tracing::debug!(attempt = n + 1, wait_ms = wait.as_millis() as u64, "retrying");
@@ -75,11 +84,13 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     #[test]
-    fn jitter_stays_within_cap() {
-        let p = RetryPolicy { base: Duration::from_millis(100), max: Duration::from_millis(300), attempts: 5 };
-        for n in 0..10 {
-            let cap = Duration::from_millis((100u64 << n).min(300));
-            assert!(p.delay(n) <= cap);
+    fn delays_grow_to_the_cap_with_jitter_and_stop_at_the_attempts() {
+        let p = RetryPolicy { base: Duration::from_millis(100), max: Duration::from_millis(300), attempts: 6 };
+        let delays: Vec<Duration> = p.backoff().collect();
+        assert_eq!(delays.len(), 5, "attempts - 1 waits");
+        for (n, d) in delays.into_iter().enumerate() {
+            let floor = Duration::from_millis((100u64 << n).min(300));
+            assert!(d >= floor && d <= floor * 2, "retry {n}: {d:?}");
         }
     }
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use morningcheck::api::{MorningCheck, MorningCheckStatus};
+use morningcheck::api::{MorningCheck, MorningCheckStatus, NotificationOutcome};
 use morningcheck::clock::SystemClock;
 use serde_json::{Value, json};
 
@@ -324,7 +324,11 @@ async fn runtime_problems_are_reported_per_target_with_their_cause() {
     let ctl = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
 
     let st = eventually(60, "the run and its notification", || async {
-        api.get("mc").await.ok()?.status.filter(|s| s.notification.as_ref().is_some_and(|n| n.outcome != "Sending"))
+        api.get("mc")
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.notification.as_ref().is_some_and(|n| n.outcome != NotificationOutcome::Sending))
     })
     .await;
     let run = st.last_run.as_ref().unwrap();

@@ -881,23 +881,47 @@ fn alerts_fire_when_they_should() {
         "evaluation_interval": "1m",
         "tests": [
             {
-                // A check succeeded at 0s; its pod went away after 2h (failover): the series
-                // is gone, yet the alert fires after 25h, and names the MorningCheck.
+                // A check succeeded at 0s, then failed every run. Its pod went away after 2h
+                // (a restart); the new leader derives the same value from the status. The alert
+                // fires after 25h and names the MorningCheck. A second check, failing as long,
+                // is deleted at 30h: its series goes, and its alert resolves.
                 "interval": "1m",
                 "input_series": [
                     {"series": "morningcheck_last_successful_run_timestamp_seconds{namespace=\"team-a\",name=\"daily\",pod=\"a\"}",
-                     "values": "0x120 _x1800"},
+                     "values": "0x120"},
+                    {"series": "morningcheck_last_successful_run_timestamp_seconds{namespace=\"team-a\",name=\"daily\",pod=\"b\"}",
+                     "values": "_x121 0x1800"},
+                    {"series": "morningcheck_last_successful_run_timestamp_seconds{namespace=\"team-c\",name=\"gone\",pod=\"a\"}",
+                     "values": "0x1800"},
                     {"series": "morningcheck_last_successful_run_timestamp_seconds{namespace=\"team-b\",name=\"fine\",pod=\"b\"}",
                      "values": "0+60x1920"},
                 ],
                 "alert_rule_test": [
                     {"eval_time": "24h", "alertname": "MorningCheckNoSuccessfulRun", "exp_alerts": []},
-                    {"eval_time": "26h", "alertname": "MorningCheckNoSuccessfulRun", "exp_alerts": [{
+                    {"eval_time": "26h", "alertname": "MorningCheckNoSuccessfulRun", "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "warning", "namespace": "team-a", "name": "daily"},
+                            "exp_annotations": {
+                                "summary": no_run,
+                                "description": "MorningCheck team-a/daily last completed a run with every target checked \
+                                                1d 2h 0m 0s ago. See kubectl describe mc -n team-a daily.",
+                            },
+                        },
+                        {
+                            "exp_labels": {"severity": "warning", "namespace": "team-c", "name": "gone"},
+                            "exp_annotations": {
+                                "summary": no_run,
+                                "description": "MorningCheck team-c/gone last completed a run with every target checked \
+                                                1d 2h 0m 0s ago. See kubectl describe mc -n team-c gone.",
+                            },
+                        },
+                    ]},
+                    {"eval_time": "31h", "alertname": "MorningCheckNoSuccessfulRun", "exp_alerts": [{
                         "exp_labels": {"severity": "warning", "namespace": "team-a", "name": "daily"},
                         "exp_annotations": {
                             "summary": no_run,
                             "description": "MorningCheck team-a/daily last completed a run with every target checked \
-                                            1d 2h 0m 0s ago. See kubectl describe mc -n team-a daily.",
+                                            1d 7h 0m 0s ago. See kubectl describe mc -n team-a daily.",
                         },
                     }]},
                 ],

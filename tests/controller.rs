@@ -200,6 +200,17 @@ async fn run_now_runs_once_per_token() {
     assert_eq!(st.history[1].run_id, "run-now-first");
     assert!(st.last_run.unwrap().diff.has_previous);
     assert_eq!(occurrences(&events(&client, &ns.name, "mc", "RunStarted").await), 2);
+    // Each run's outcome is an Event of its own, with its own note: `kubectl get events`
+    // shows the second run, not the first run's counts folded into a series.
+    let outcomes = eventually(30, "an Event per run", || async {
+        let mut notes: Vec<String> =
+            events(&client, &ns.name, "mc", "RunSucceeded").await.into_iter().filter_map(|e| e.note).collect();
+        notes.sort();
+        (notes.len() == 2).then_some(notes)
+    })
+    .await;
+    assert!(outcomes[0].starts_with("run run-now-first Healthy"), "{outcomes:?}");
+    assert!(outcomes[1].starts_with("run run-now-second Healthy"), "{outcomes:?}");
     ctl.stop().await;
 }
 
@@ -292,39 +303,148 @@ fn hanging_server() -> (u16, std::thread::JoinHandle<()>) {
     (port, h)
 }
 
-#[tokio::test]
-async fn killed_mid_run_is_recorded_as_interrupted_and_not_repeated() {
-    let client = admin().await;
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "interrupt").await;
-    let (port, _server) = hanging_server();
+/// A remote cluster whose apiserver never answers: a run against it holds until its
+/// deadline. The Secret `remote` holds its kubeconfig.
+async fn hanging_cluster(client: &Client, ns: &str) -> std::thread::JoinHandle<()> {
+    let (port, server) = hanging_server();
     let kubeconfig = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: hang\n  cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: c\n  context: {{cluster: hang, user: u}}\ncurrent-context: c\n"
     );
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret: Secret =
         serde_json::from_value(json!({"metadata": {"name": "remote"}, "stringData": {"kubeconfig": kubeconfig}}))
             .unwrap();
     secrets.create(&PostParams::default(), &secret).await.unwrap();
-    let s = json!({"schedule": "0 7 * * *", "timeoutSeconds": 300, "targets": {"kubernetes": [
-        {"name": "hanging", "kubeconfigSecretRef": {"name": "remote", "key": "kubeconfig"}}]}});
+    server
+}
+
+fn hanging_spec(timeout: u32) -> Value {
+    json!({"schedule": "0 7 * * *", "timeoutSeconds": timeout, "targets": {"kubernetes": [
+        {"name": "hanging", "kubeconfigSecretRef": {"name": "remote", "key": "kubeconfig"}}]}})
+}
+
+/// Checks are read-only, so a run the controller was killed in the middle of is run again
+/// by the next process; its digest is posted once, by the attempt that finished.
+#[tokio::test]
+async fn killed_mid_run_is_run_again_and_posts_once() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "interrupt").await;
+    let _server = hanging_cluster(&client, &ns.name).await;
+    let (webhook, posts) = common::chart::slack_receiver("retry");
+    common::chart::create_webhook_secret(&client, &ns.name, &webhook).await;
+    let mut s = hanging_spec(8);
+    s["slack"] = json!({"webhookSecretRef": {"name": "slack-webhook", "key": "url"}, "notify": "Always"});
     let api = create(&client, &ns.name, "mc", s, json!({"morningcheck.io/run-now": "t1"})).await;
 
     let a = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
     let st = status_where(&api, "mc", "run in progress", |s| s.active_run.is_some()).await;
-    assert_eq!(st.active_run.as_ref().unwrap().run_id, "run-now-t1");
+    let first = st.active_run.clone().unwrap();
+    assert_eq!((first.run_id.as_str(), first.attempt), ("run-now-t1", 1));
     a.kill();
 
     let b = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
-    let st = status_where(&api, "mc", "interrupted recorded", |s| s.active_run.is_none() && s.last_run.is_some()).await;
+    let st = status_where(&api, "mc", "the second attempt running", |s| {
+        s.active_run.as_ref().is_some_and(|r| r.attempt == 2)
+    })
+    .await;
+    let second = st.active_run.unwrap();
+    assert_eq!((second.run_id, second.slot), (first.run_id, first.slot), "the same run, the same slot");
+    assert!(second.started_at.0 >= first.started_at.0, "(the status keeps whole seconds)");
+    let st = common::run_finished(&api, "mc", "t1", 60).await;
     let run = st.last_run.as_ref().unwrap();
-    assert_eq!((run.run_id.as_str(), run.result), ("run-now-t1", RunResult::Interrupted));
-    assert_eq!(st.history.len(), 1);
-    assert_eq!(condition(&st, "Healthy").unwrap().reason, "RunInterrupted");
+    assert_eq!((run.run_id.as_str(), run.result, run.attempt), ("run-now-t1", RunResult::Failed, 2));
+    assert_eq!(st.history.len(), 1, "one run, in two attempts");
+    assert_eq!(st.last_run_now_token.as_deref(), Some("t1"));
+    assert_eq!(b.runs(), 1);
+    assert_eq!(occurrences(&events(&client, &ns.name, "mc", "RunStarted").await), 2);
+    let retried = events(&client, &ns.name, "mc", "RunRetried").await;
+    assert_eq!(occurrences(&retried), 1);
+    assert!(retried[0].note.as_deref().unwrap_or_default().contains("attempt 2 of 3"), "{:?}", retried[0].note);
+    assert_eq!(st.notification.as_ref().map(|n| n.outcome), Some(morningcheck::api::NotificationOutcome::Delivered));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(b.runs(), 0, "the interrupted run is not repeated");
-    assert_eq!(occurrences(&events(&client, &ns.name, "mc", "RunStarted").await), 1);
+    assert_eq!(posts.lock().unwrap().len(), 1, "exactly one digest");
     b.stop().await;
+}
+
+/// A run waiting for a permit holds no claim: a restart finds it still due and runs it,
+/// instead of recording a run that never started as interrupted.
+#[tokio::test]
+async fn a_queued_run_survives_a_restart() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "queued").await;
+    let _server = hanging_cluster(&client, &ns.name).await;
+    let one = create(&client, &ns.name, "one", hanging_spec(300), json!({"morningcheck.io/run-now": "go"})).await;
+    create(&client, &ns.name, "two", hanging_spec(300), json!({"morningcheck.io/run-now": "go"})).await;
+
+    let a = common::ControllerProcess::start(&ns.name, &["--max-concurrent-runs", "1"], "info");
+    let first = eventually(60, "one run claimed", || async {
+        let mut claimed = Vec::new();
+        for name in ["one", "two"] {
+            let st = one.get(name).await.ok()?.status.unwrap_or_default();
+            if st.active_run.is_some() {
+                claimed.push(name);
+            }
+        }
+        (!claimed.is_empty()).then_some(claimed)
+    })
+    .await;
+    assert_eq!(first.len(), 1, "one permit, one claim: {first:?}");
+    let queued = if first[0] == "one" { "two" } else { "one" };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let st = one.get(queued).await.unwrap().status.unwrap_or_default();
+    assert_eq!(
+        (st.active_run, st.last_run, st.last_run_now_token),
+        (None, None, None),
+        "the queued run holds no claim"
+    );
+    let _ = a.stop();
+
+    let _b = common::ControllerProcess::start(&ns.name, &["--max-concurrent-runs", "2"], "info");
+    let st = status_where(&one, queued, "the queued run started", |s| s.active_run.is_some()).await;
+    assert_eq!(st.active_run.unwrap().attempt, 1, "its first attempt");
+    assert!(st.last_run.is_none(), "nothing recorded as interrupted");
+    let st = status_where(&one, first[0], "the claimed run retried", |s| {
+        s.active_run.as_ref().is_some_and(|r| r.attempt == 2)
+    })
+    .await;
+    assert!(st.last_run.is_none(), "nothing recorded as interrupted");
+}
+
+/// The README's wait for a run-now returns once that token's run is over, with its result
+/// in `lastRun`: never while it runs, and never with the run before.
+#[tokio::test]
+async fn waiting_for_a_run_now_token_returns_with_its_result() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "runnow-wait").await;
+    let (port, _server) = hanging_server();
+    let s = json!({"schedule": "0 7 * * *", "timeoutSeconds": 8, "targets": {
+        "kubernetes": [{"name": "local", "namespaces": {"include": [ns.name]}, "checks": {"nodes": false}}],
+        "prometheus": [{"name": "slow", "url": format!("http://127.0.0.1:{port}"), "readTimeoutSeconds": 30}]}});
+    let api = create(&client, &ns.name, "mc", s, json!({})).await;
+    let ctl = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
+    status_where(&api, "mc", "Ready", |s| condition(s, "Ready").is_some()).await;
+
+    annotate(&api, "mc", "morningcheck.io/run-now", "slow").await;
+    let mut wait = common::kubectl_command();
+    wait.args(["-n", &ns.name, "wait", "mc/mc", "--for=jsonpath={.status.lastRunNowToken}=slow", "--timeout=90s"]);
+    let waiting = tokio::task::spawn_blocking(move || wait.output().expect("kubectl wait"));
+    let st = status_where(&api, "mc", "the run in progress", |s| s.active_run.is_some()).await;
+    assert_eq!(st.active_run.as_ref().unwrap().run_now_token.as_deref(), Some("slow"));
+    assert_eq!(st.last_run_now_token, None, "not before the run is over");
+    assert!(!waiting.is_finished(), "kubectl wait returned while the run was in progress");
+
+    let out = waiting.await.unwrap();
+    assert!(out.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&out.stderr));
+    let st = api.get("mc").await.unwrap().status.unwrap();
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!((run.run_id.as_str(), run.result), ("run-now-slow", RunResult::Failed));
+    assert!(run.duration_seconds >= 7.0, "{}", run.duration_seconds);
+    assert_eq!(st.active_run, None);
+    assert_eq!(ctl.runs(), 1);
+    ctl.stop().await;
 }
 
 fn free_port() -> u16 {

@@ -64,6 +64,7 @@ fn ctx_at(now: Timestamp, secs: u64, env: &[(&str, &str)]) -> RunContext {
         connect_timeout: None,
         aws_env: Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         grants: morningcheck::tenancy::Grants::unrestricted(),
+        in_flight: morningcheck::collect::in_flight(morningcheck::collect::TARGETS_IN_FLIGHT),
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::{Running, TestNamespace, admin, base64, eventually, install_crd, kubeconfig, var};
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::{Api, Client};
-use morningcheck::api::{ErrorTier, MorningCheck, RunResult};
+use morningcheck::api::{ErrorTier, MorningCheck, NotificationOutcome, RunResult};
 use morningcheck::clock::SystemClock;
 use serde_json::json;
 use tokio::sync::RwLock;
@@ -198,7 +198,7 @@ async fn killed_while_posting_is_never_posted_twice() {
     run_now(&api, "mc", "t1").await;
     let a = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
     eventually(60, "posting", || async {
-        api.get("mc").await.ok()?.status?.notification.filter(|n| n.outcome == "Sending")
+        api.get("mc").await.ok()?.status?.notification.filter(|n| n.outcome == NotificationOutcome::Sending)
     })
     .await;
     eventually(10, "the POST reached the receiver", || async {
@@ -209,7 +209,11 @@ async fn killed_while_posting_is_never_posted_twice() {
 
     let b = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
     let st = eventually(60, "unknown delivery recorded", || async {
-        api.get("mc").await.ok()?.status.filter(|s| s.notification.as_ref().is_some_and(|n| n.outcome == "Unknown"))
+        api.get("mc")
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.notification.as_ref().is_some_and(|n| n.outcome == NotificationOutcome::Unknown))
     })
     .await;
     let n = st.notification.as_ref().unwrap();
@@ -271,5 +275,5 @@ async fn secrets_never_reach_logs_status_or_events_at_trace_level() {
         assert!(!status.contains(secret), "{what} in the status");
         assert!(!events.contains(secret), "{what} in an Event");
     }
-    assert_eq!(st.notification.as_ref().unwrap().outcome, "Delivered");
+    assert_eq!(st.notification.as_ref().unwrap().outcome, NotificationOutcome::Delivered);
 }

@@ -3,8 +3,10 @@
 //! stays inside Slack's limits for any report.
 
 use morningcheck::api::{
-    Area, Counts, ErrorTier, Finding, FindingRef, RunDiff, RunReport, RunResult, Severity, TargetError, TargetReport,
+    Area, Condition, Counts, ErrorTier, Finding, FindingRef, KnownFinding, MorningCheckStatus, NotificationStatus,
+    RunDiff, RunRecord, RunReport, RunResult, Severity, TargetError, TargetReport,
 };
+use morningcheck::controller::status::{STATUS_BUDGET, fit};
 use morningcheck::publish::slack::{self, Digest};
 use morningcheck::schedule::Schedule;
 use proptest::prelude::*;
@@ -75,6 +77,123 @@ proptest! {
         }
         prop_assert!(payload["text"].is_string());
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever the run produced and however long its texts (multi-byte on every byte
+    /// boundary), the cut status fits the budget, keeps every total, and keeps the kept
+    /// targets in their order.
+    #[test]
+    fn status_always_fits(status in status()) {
+        let before = status.clone();
+        let mut cut = status;
+        fit(&mut cut);
+        let size = serde_json::to_vec(&cut).unwrap().len();
+        prop_assert!(size <= STATUS_BUDGET, "{size} bytes");
+        let (Some(was), Some(run)) = (&before.last_run, &cut.last_run) else { return Ok(()) };
+        prop_assert_eq!(run.counts, was.counts);
+        prop_assert_eq!(
+            (run.diff.new_total, run.diff.resolved_total, run.diff.still_failing_total),
+            (was.diff.new_total, was.diff.resolved_total, was.diff.still_failing_total)
+        );
+        prop_assert_eq!(run.targets.len() + run.omitted_targets as usize, was.targets.len());
+        let mut rest = was.targets.iter();
+        for t in &run.targets {
+            let original = rest.find(|o| o.name == t.name && o.counts == t.counts);
+            prop_assert!(original.is_some(), "target {} is out of order or its counts changed", t.name);
+            prop_assert_eq!(t.result, original.unwrap().result);
+        }
+        for (h, w) in cut.history.iter().zip(&before.history) {
+            prop_assert_eq!(h, w);
+        }
+    }
+}
+
+/// Long text in every script: cuts at any byte fall inside multi-byte characters.
+fn long_text() -> impl Strategy<Value = String> {
+    (prop_oneof![Just("é"), Just("日本"), Just("🚨"), Just("a"), Just("ǅ̈")], 0usize..700, text())
+        .prop_map(|(unit, n, tail)| format!("{}{tail}", unit.repeat(n)))
+}
+
+fn failing_target() -> impl Strategy<Value = TargetReport> {
+    ("[a-z0-9]{1,63}", long_text(), 0u64..10).prop_map(|(name, message, n)| {
+        let mut counts = Counts::default();
+        counts.add(Severity::Critical, n);
+        TargetReport {
+            name,
+            area: Area::Prometheus,
+            scope: Some(message.clone()),
+            result: if n > 0 { RunResult::Critical } else { RunResult::Failed },
+            errors: vec![TargetError { tier: ErrorTier::Unreachable, scope: Some("q".into()), message }; 3],
+            counts,
+            facts: [("alerts".to_string(), n)].into(),
+            findings: vec![],
+            insecure: false,
+        }
+    })
+}
+
+fn status() -> impl Strategy<Value = MorningCheckStatus> {
+    let t: jiff::Timestamp = "2026-11-24T07:00:00Z".parse().unwrap();
+    (
+        report(),
+        proptest::collection::vec(failing_target(), 0..800),
+        proptest::collection::vec(long_text(), 0..4),
+        0usize..60,
+        0usize..600,
+        proptest::option::of(long_text()),
+    )
+        .prop_map(move |(mut run, failing, messages, history, known, notice)| {
+            for f in failing {
+                run.counts.merge(&f.counts);
+                run.targets.push(f);
+            }
+            let conditions = messages
+                .into_iter()
+                .enumerate()
+                .map(|(i, message)| Condition {
+                    type_: format!("T{i}"),
+                    status: "False".into(),
+                    reason: "R".into(),
+                    message,
+                    last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t),
+                    observed_generation: None,
+                })
+                .collect();
+            let record = RunRecord {
+                run_id: "scheduled-1".into(),
+                slot: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t),
+                result: run.result,
+                counts: run.counts,
+                duration_seconds: 1.0,
+                failed_targets: 1,
+            };
+            let known_findings = (0..known)
+                .map(|i| KnownFinding {
+                    id: format!("{i:016x}"),
+                    runs: 1,
+                    target: "t".into(),
+                    severity: Severity::Warning,
+                    check: "C".into(),
+                    object: format!("ns/pod-{i}-{}", "x".repeat(100)),
+                })
+                .collect();
+            MorningCheckStatus {
+                conditions,
+                history: vec![record; history],
+                known_findings,
+                notification: notice.map(|m| NotificationStatus {
+                    run_id: "r".into(),
+                    outcome: morningcheck::api::NotificationOutcome::Failed,
+                    message: Some(m),
+                    time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t),
+                }),
+                last_run: Some(run),
+                ..Default::default()
+            }
+        })
 }
 
 fn severity() -> impl Strategy<Value = Severity> {

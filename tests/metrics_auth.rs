@@ -62,3 +62,55 @@ async fn metrics_need_a_token_the_cluster_authorizes() {
     assert!(body.contains("morningcheck_"), "{body}");
     let _ = kubectl(&["delete", "clusterrole,clusterrolebinding", &role, "--ignore-not-found"]);
 }
+
+/// The value of `morningcheck_last_successful_run_timestamp_seconds` for `ns/name`.
+fn last_success(metrics: &str, ns: &str, name: &str) -> Option<f64> {
+    let series = format!("morningcheck_last_successful_run_timestamp_seconds{{namespace=\"{ns}\",name=\"{name}\"}}");
+    metrics.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.trim().parse().ok())
+}
+
+/// The gauges follow each MorningCheck's status, so a fresh process (a restart, a new
+/// leader) has them before any run; a deleted MorningCheck's series goes.
+#[tokio::test]
+async fn metrics_follow_the_status_and_forget_deleted_checks() {
+    let client = admin().await;
+    common::install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "metrics-status").await;
+    let n = ns.name.as_str();
+    // Slots on 1 January only: nothing runs during the test.
+    let spec = serde_json::json!({"schedule": "0 7 1 1 *", "targets": {"kubernetes": [{"name": "local"}]}});
+    let api = common::create_check(&client, n, "succeeded", spec.clone()).await;
+    common::create_check(&client, n, "never", spec.clone()).await;
+    let mut suspended = spec;
+    suspended["suspend"] = true.into();
+    common::create_check(&client, n, "suspended", suspended).await;
+    let status = serde_json::json!({"status": {"lastSuccessfulTime": "2026-01-02T03:04:05Z"}});
+    api.patch_status("succeeded", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&status)).await.unwrap();
+    let created = api.get("never").await.unwrap().metadata.creation_timestamp.unwrap().0;
+
+    let controller = ControllerProcess::start(n, &["--metrics-auth", "none"], "info");
+    let port = controller.port();
+    let metrics = common::eventually(30, "gauges of both MorningChecks", || async move {
+        let body = get(port, "/metrics", None).await.1;
+        (last_success(&body, n, "succeeded").is_some() && last_success(&body, n, "never").is_some()).then_some(body)
+    })
+    .await;
+    assert_eq!(last_success(&metrics, n, "succeeded"), Some(1_767_323_045.0), "status.lastSuccessfulTime");
+    assert_eq!(last_success(&metrics, n, "never"), Some(created.as_second() as f64), "its creation time");
+    // Once the suspended one is reconciled (its Ready reason says so), it has no series.
+    let checks = api.clone();
+    common::eventually(30, "the suspended MorningCheck reconciled", || async {
+        let st = checks.get("suspended").await.ok()?.status?;
+        st.conditions.iter().any(|c| c.type_ == "Ready" && c.reason == "Suspended").then_some(())
+    })
+    .await;
+    let metrics = get(port, "/metrics", None).await.1;
+    assert_eq!(last_success(&metrics, n, "suspended"), None, "not running is intended");
+
+    api.delete("never", &Default::default()).await.unwrap();
+    common::eventually(60, "the deleted MorningCheck's series removed", || async move {
+        let body = get(port, "/metrics", None).await.1;
+        (last_success(&body, n, "never").is_none() && last_success(&body, n, "succeeded").is_some()).then_some(())
+    })
+    .await;
+}

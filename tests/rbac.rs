@@ -27,7 +27,9 @@ use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use morningcheck::api::{Area, ErrorTier, MorningCheck, MorningCheckStatus, RunResult, TargetReport};
+use morningcheck::api::{
+    Area, ErrorTier, MorningCheck, MorningCheckStatus, NotificationOutcome, RunResult, TargetReport,
+};
 use serde_json::json;
 
 const IDENTITY: &str = "morningcheck-rbac-proof";
@@ -56,7 +58,10 @@ async fn run_finished(api: &Api<MorningCheck>, token: &str) -> MorningCheckStatu
             let done = st.last_run_now_token.as_deref() == Some(token)
                 && st.active_run.is_none()
                 && st.last_run.as_ref()?.run_id == run_id
-                && st.notification.as_ref().is_some_and(|n| n.run_id == run_id && n.outcome != "Sending");
+                && st
+                    .notification
+                    .as_ref()
+                    .is_some_and(|n| n.run_id == run_id && n.outcome != NotificationOutcome::Sending);
             done.then_some(st)
         }
     })
@@ -320,7 +325,7 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
         |message: &str| message.contains(&format!("get secret {n}/slack-webhook")) && message.contains("RBAC denies");
     let notified = condition(&st, "Notified");
     assert!(denied(&notified.message), "{}", notified.message);
-    assert_eq!(st.notification.as_ref().unwrap().outcome, "Failed");
+    assert_eq!(st.notification.as_ref().unwrap().outcome, NotificationOutcome::Failed);
     assert_eq!(post_count(&posts), 2, "nothing posted");
     let failed = events_about(&client, n, "SlackDeliveryFailed").await;
     assert_eq!(failed.len(), 1, "a SlackDeliveryFailed Event");

@@ -117,8 +117,10 @@ fn report(targets: Vec<TargetReport>, diff: RunDiff) -> RunReport {
         counts,
         areas,
         targets,
+        omitted_targets: 0,
         diff,
         findings_digest: "0123456789abcdef".into(),
+        attempt: 1,
     }
 }
 

@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use morningcheck::api::{ErrorTier, MorningCheck, MorningCheckStatus, TargetReport};
+use morningcheck::api::{ErrorTier, MorningCheck, MorningCheckStatus, NotificationOutcome, TargetReport};
 use serde_json::{Value, json};
 
 /// A pod name of the other namespace: it must never appear in anything the tenant sees.
@@ -125,7 +125,10 @@ async fn run_now(client: &Client, ns: &str, name: &str, token: &str) -> MorningC
             let st = api.get(name).await.ok()?.status?;
             let done = st.active_run.is_none()
                 && st.last_run.as_ref()?.run_id == run_id
-                && st.notification.as_ref().is_none_or(|n| n.run_id == run_id && n.outcome != "Sending");
+                && st
+                    .notification
+                    .as_ref()
+                    .is_none_or(|n| n.run_id == run_id && n.outcome != NotificationOutcome::Sending);
             done.then_some(st)
         }
     })

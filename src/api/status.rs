@@ -40,7 +40,8 @@ pub struct MorningCheckStatus {
     /// slot twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_run: Option<ActiveRun>,
-    /// The last run-now token acted on.
+    /// The last run-now token whose run is over: its result is in `lastRun`, so
+    /// `kubectl wait --for=jsonpath='{.status.lastRunNowToken}'=T` returns with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_now_token: Option<String>,
     /// The result of the last completed run.
@@ -88,7 +89,37 @@ pub struct ActiveRun {
     /// When the run started.
     pub started_at: Time,
     /// What started the run: Schedule or RunNow.
-    pub trigger: String,
+    pub trigger: RunTrigger,
+    /// The run-now token being run; `lastRunNowToken` takes it when the run is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_now_token: Option<String>,
+    /// Which attempt this is: a run the controller stopped in the middle of is run again
+    /// (checks are read-only), up to three attempts.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn is_first(n: &u32) -> bool {
+    *n <= 1
+}
+
+/// What started a run.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RunTrigger {
+    /// A slot of the schedule.
+    Schedule,
+    /// The `morningcheck.io/run-now` annotation.
+    RunNow,
+}
+
+impl std::fmt::Display for RunTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
 }
 
 /// The overall verdict of a run: Healthy, Warning, Critical, Failed or Interrupted.
@@ -308,13 +339,21 @@ pub struct RunReport {
     /// Counts per area.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub areas: BTreeMap<String, Counts>,
-    /// One report per target, in the spec's order.
+    /// One report per target, in the spec's order. A status too large for its budget keeps
+    /// the worst targets; `omittedTargets` counts the others, which `counts` still includes.
     pub targets: Vec<TargetReport>,
+    /// Targets left out of `targets` to fit the status (the healthiest, last first).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted_targets: u32,
     /// What changed since the previous run.
     #[serde(default)]
     pub diff: RunDiff,
     /// Hash of the full set of finding keys; equal hashes mean an unchanged set.
     pub findings_digest: String,
+    /// The attempt that produced this report, when not the first: earlier ones were
+    /// stopped by a controller restart, rollout or failover.
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first")]
+    pub attempt: u32,
 }
 
 impl RunReport {
@@ -337,10 +376,16 @@ impl RunReport {
             counts: Counts::default(),
             areas: BTreeMap::new(),
             targets: Vec::new(),
+            omitted_targets: 0,
             diff: RunDiff::default(),
             findings_digest: crate::evaluate::digest_keys(&[]),
+            attempt: 1,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A finding of the last run with its streak, kept to diff the next run.
@@ -386,11 +431,38 @@ pub struct RunRecord {
 pub struct NotificationStatus {
     /// The run whose digest it was.
     pub run_id: String,
-    /// Delivered, Skipped, Failed or Unknown (timed out after sending).
-    pub outcome: String,
+    /// Sending, Delivered, Skipped, Failed or Unknown (timed out after sending).
+    pub outcome: NotificationOutcome,
     /// Slack's answer or the error, when not delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// When the delivery ended.
     pub time: Time,
+}
+
+/// What became of a run's digest.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum NotificationOutcome {
+    /// Recorded before the POST: a restart that finds it never posts again.
+    Sending,
+    /// Slack answered 2xx.
+    Delivered,
+    /// The notify policy had nothing to post for this run.
+    Skipped,
+    /// Slack refused it, or it could not be sent.
+    Failed,
+    /// Sent without an answer, or interrupted while sending: not repeated.
+    Unknown,
+}
+
+impl NotificationOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sending => "Sending",
+            Self::Delivered => "Delivered",
+            Self::Skipped => "Skipped",
+            Self::Failed => "Failed",
+            Self::Unknown => "Unknown",
+        }
+    }
 }

@@ -32,6 +32,7 @@ pub struct ControllerFile {
     pub log_format: Option<String>,
     pub log_level: Option<String>,
     pub max_concurrent_runs: Option<usize>,
+    pub max_targets_in_flight: Option<usize>,
     pub leader_elect: Option<bool>,
     pub watch_namespace: Option<String>,
     /// What each namespace's MorningChecks may use of the operator.

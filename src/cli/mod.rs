@@ -284,6 +284,7 @@ pub async fn run_once(check: &MorningCheck, s: &Settings) -> RunReport {
         connect_timeout: s.connect_timeout.map(Duration::from_secs),
         aws_env: None,
         grants: crate::tenancy::Grants::unrestricted(),
+        in_flight: crate::collect::in_flight(crate::collect::TARGETS_IN_FLIGHT),
     };
     let outcomes = collect_all(&check.spec, &ctx).await;
     let finished =

@@ -78,7 +78,7 @@ pub async fn check(target: &AwsTarget, ctx: &RunContext) -> Vec<TargetOutcome> {
     // Loading reads the environment and profile files only: credential problems show up
     // per region, at the first call.
     let base = shared_config(target, ctx, first).await;
-    join_all(target.regions.iter().map(|r| check_region(target, ctx, &base, r))).await
+    join_all(target.regions.iter().map(|r| super::limited(ctx, check_region(target, ctx, &base, r)))).await
 }
 
 fn retry_config() -> RetryConfig {

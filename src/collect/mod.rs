@@ -15,6 +15,7 @@ use futures::future::join_all;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::api::{Area, ErrorTier, MorningCheckSpec, SecretKeyRef, TargetError};
@@ -105,11 +106,25 @@ pub struct RunContext {
     pub aws_env: Option<Vec<(String, String)>>,
     /// What the MorningCheck's namespace may use: checked before anything is sent.
     pub grants: crate::tenancy::Grants,
+    /// Bounds the targets (and AWS regions) of the run checked at once: see [`in_flight`].
+    pub in_flight: Arc<Semaphore>,
 }
 
-pub fn error(tier: ErrorTier, message: impl Into<String>) -> TargetError {
-    TargetError { tier, scope: None, message: crate::redact::scrub(&message.into()) }
+/// Targets (AWS regions count one each) a run checks at once by default.
+pub const TARGETS_IN_FLIGHT: usize = 16;
+
+/// The bound of a run's targets in flight.
+pub fn in_flight(n: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(n.max(1)))
 }
+
+/// Runs `fut` once the run has room for one more target in flight.
+pub(crate) async fn limited<T>(ctx: &RunContext, fut: impl Future<Output = T>) -> T {
+    let _permit = ctx.in_flight.acquire().await;
+    fut.await
+}
+
+pub use crate::evaluate::{error, error_chain};
 
 pub fn config_error(message: impl Into<String>) -> TargetError {
     error(ErrorTier::Config, message)
@@ -149,27 +164,18 @@ pub fn kube_transient(e: &kube::Error) -> bool {
     }
 }
 
-/// The error and its sources, joined: the useful part is often the innermost cause.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let msg = c.to_string();
-        if !s.contains(&msg) {
-            s.push_str(": ");
-            s.push_str(&msg);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 /// Runs every target of the spec concurrently inside the run's deadline. The order of
 /// the outcomes is the spec's: Kubernetes, Prometheus, then AWS regions.
 pub async fn collect_all(spec: &MorningCheckSpec, ctx: &RunContext) -> Vec<TargetOutcome> {
     let t = &spec.targets;
-    let kube = t.kubernetes.iter().map(|k| guard(&k.name, Area::Kubernetes, ctx.deadline, kubernetes::check(k, ctx)));
-    let prom = t.prometheus.iter().map(|p| guard(&p.name, Area::Prometheus, ctx.deadline, prometheus::check(p, ctx)));
+    let kube = t
+        .kubernetes
+        .iter()
+        .map(|k| guard(&k.name, Area::Kubernetes, ctx.deadline, limited(ctx, kubernetes::check(k, ctx))));
+    let prom = t
+        .prometheus
+        .iter()
+        .map(|p| guard(&p.name, Area::Prometheus, ctx.deadline, limited(ctx, prometheus::check(p, ctx))));
     let aws = t.aws.iter().map(|a| ec2::check(a, ctx));
     let (k, p, a) = tokio::join!(join_all(kube), join_all(prom), join_all(aws));
     k.into_iter().chain(p).chain(a.into_iter().flatten()).collect()

@@ -430,6 +430,7 @@ mod tests {
             connect_timeout,
             aws_env: None,
             grants: crate::tenancy::Grants::unrestricted(),
+            in_flight: crate::collect::in_flight(crate::collect::TARGETS_IN_FLIGHT),
         }
     }
 

@@ -18,13 +18,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use crate::api::{ActiveRun, MorningCheck, MorningCheckStatus, NotificationStatus, RUN_NOW_ANNOTATION};
+use crate::api::{
+    ActiveRun, MorningCheck, MorningCheckStatus, NotificationOutcome, NotificationStatus, RUN_NOW_ANNOTATION,
+    RunTrigger,
+};
+use crate::clip::{Limit, clip};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::net::{Attempt, RetryPolicy, retry};
@@ -67,10 +72,13 @@ pub struct Context {
     /// The operator's own namespace (the default of the AWS identity grant).
     pub operator_namespace: String,
     pub recorder: Recorder,
+    reporter: Reporter,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
     /// Bounds the runs in progress across all MorningChecks.
     pub run_permits: Arc<Semaphore>,
+    /// Targets one run checks at once.
+    pub targets_in_flight: usize,
     /// Client for Slack webhooks.
     pub http: reqwest::Client,
 }
@@ -87,7 +95,8 @@ impl Context {
         let client = Client::try_from(config.clone())?;
         let reporter = Reporter { controller: MANAGER.into(), instance };
         Ok(Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             config,
             policy: Policy::default(),
@@ -95,6 +104,7 @@ impl Context {
             clock,
             metrics,
             run_permits: Arc::new(Semaphore::new(max_concurrent_runs.max(1))),
+            targets_in_flight: crate::collect::TARGETS_IN_FLIGHT,
             http: crate::publish::slack::http_client(),
         })
     }
@@ -103,6 +113,12 @@ impl Context {
     pub fn with_policy(mut self, policy: Policy, operator_namespace: impl Into<String>) -> Self {
         self.policy = policy;
         self.operator_namespace = operator_namespace.into();
+        self
+    }
+
+    /// How many targets one run checks at once.
+    pub fn with_targets_in_flight(mut self, n: usize) -> Self {
+        self.targets_in_flight = n.max(1);
         self
     }
 
@@ -122,30 +138,46 @@ impl Context {
         Client::try_from(config)
     }
 
-    async fn event(&self, mc: &MorningCheck, type_: EventType, reason: &str, action: &str, note: String) {
+    async fn event(
+        &self,
+        mc: &MorningCheck,
+        series: Series,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let ev = Event {
             type_,
             reason: reason.into(),
-            note: Some(truncate(crate::redact::scrub(&note), 1000)),
+            note: Some(clip(&crate::redact::scrub(&note), Limit::Bytes(EVENT_NOTE_BYTES)).into_owned()),
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &mc.object_ref(&())).await {
+        let published = match series {
+            Series::Fold => self.recorder.publish(&ev, &mc.object_ref(&())).await,
+            // A recorder of its own has nothing to fold the Event into.
+            Series::Own => {
+                Recorder::new(self.client.clone(), self.reporter.clone()).publish(&ev, &mc.object_ref(&())).await
+            }
+        };
+        if let Err(e) = published {
             warn!(error = %e, reason, "could not publish event");
         }
     }
 }
 
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
+/// The most an Event's note holds: the Events API allows 1 kB.
+const EVENT_NOTE_BYTES: usize = 1000;
+
+/// How an Event relates to earlier ones of the same reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Series {
+    /// Repeats within minutes fold into one Event's series, which keeps the first note:
+    /// the same problem with the spec, told again.
+    Fold,
+    /// Its own Event with its own note: what happened to one run or one slot.
+    Own,
 }
 
 /// Writes the whole status by server-side apply. With `resource_version`, the write only
@@ -193,10 +225,12 @@ async fn apply_status(
 const STATUS_WRITE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What starts a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Trigger {
     Schedule(Timestamp),
     RunNow(String),
+    /// The next attempt of a run a previous process left unfinished.
+    Retry(ActiveRun),
 }
 
 /// The reconciler.
@@ -208,6 +242,7 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
     let generation = mc.metadata.generation;
     let mut st = mc.status.clone().unwrap_or_default();
     let before = st.clone();
+    ctx.metrics.observe_status(&mc);
     st.observed_generation = generation;
     // Every write computed from this (possibly stale) copy is conditional on its version:
     // a stale copy gets a conflict and a fresh reconcile, never overwrites newer status.
@@ -226,15 +261,23 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
                 apply_status(&api, &mc, &st, rv.as_deref()).await?;
             }
             if changed {
-                ctx.event(&mc, EventType::Warning, "InvalidSpec", "Validate", format!("{}: {message}", invalid.reason))
-                    .await;
+                ctx.event(
+                    &mc,
+                    Series::Fold,
+                    EventType::Warning,
+                    "InvalidSpec",
+                    "Validate",
+                    format!("{}: {message}", invalid.reason),
+                )
+                .await;
             }
             return Ok(Action::await_change());
         }
     };
 
-    // 2. A run or a Slack post a previous process left unfinished is recorded, not repeated.
-    recover(&mc, &mut st, now, &mut notes);
+    // 2. A run a previous process left unfinished is run again (or, out of attempts or
+    //    past its window, recorded); a Slack post it left in flight is never repeated.
+    let retry = recover(&mc, &schedule, &mut st, now, &mut notes);
 
     // 3. Plan.
     let cursor =
@@ -280,7 +323,7 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
         let told = st.conditions.iter().any(|c| c.type_ == READY && c.message.starts_with(&problems));
         set_condition(&mut st.conditions, READY, false, "PolicyDenied", &msg, now, generation);
         if !told {
-            notes.push(Note { reason: "PolicyDenied", action: "Validate", text: problems });
+            notes.push(Note { series: Series::Fold, reason: "PolicyDenied", action: "Validate", text: problems });
         }
     }
     if let Some(slot) = plan.missed {
@@ -288,9 +331,10 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
     }
 
     let token = mc.annotations().get(RUN_NOW_ANNOTATION).filter(|t| !t.is_empty()).cloned();
-    let trigger = match (token, plan.run) {
-        (Some(t), _) if st.last_run_now_token.as_deref() != Some(t.as_str()) => Some(Trigger::RunNow(t)),
-        (_, Some(slot)) => Some(Trigger::Schedule(slot)),
+    let trigger = match (retry, token, plan.run) {
+        (Some(active), _, _) => Some(Trigger::Retry(active)),
+        (None, Some(t), _) if !run_now_taken(&st, &t) => Some(Trigger::RunNow(t)),
+        (None, _, Some(slot)) => Some(Trigger::Schedule(slot)),
         _ => None,
     };
     let Some(trigger) = trigger else {
@@ -304,11 +348,12 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
         info!(skipped = plan.skipped, "older missed slots skipped; only the most recent runs");
     }
 
-    // 4. Claim the slot before any work: a restart sees it and never runs it again.
-    let active = claim(&mut st, &trigger, now);
+    // 4. Wait for a run permit, then claim the slot before any work: a queued run holds no
+    //    claim, so a restart finds it still due; a claimed one is run again after a restart.
+    let Ok(permit) = ctx.run_permits.clone().acquire_owned().await else { return Ok(Action::await_change()) };
+    let active = claim(&mut st, &trigger, ctx.clock.now());
     let claimed = apply_status(&api, &mc, &st, rv.as_deref()).await?;
     publish(&mc, &ctx, notes).await;
-    let permit = ctx.run_permits.clone().acquire_owned().await.expect("semaphore never closed");
     run::execute(&api, &claimed, &ctx, active, st).await?;
     drop(permit);
     // A run-now and a due slot at the same time: the slot runs right after.
@@ -323,18 +368,37 @@ fn requeue(next: Option<Timestamp>, now: Timestamp) -> Action {
     }
 }
 
+/// Whether a run-now token has been acted on: its run is over, or in progress.
+fn run_now_taken(st: &MorningCheckStatus, token: &str) -> bool {
+    st.last_run_now_token.as_deref() == Some(token)
+        || st.active_run.as_ref().and_then(|a| a.run_now_token.as_deref()) == Some(token)
+}
+
 fn claim(st: &mut MorningCheckStatus, trigger: &Trigger, now: Timestamp) -> ActiveRun {
-    let (run_id, slot, kind) = match trigger {
+    let active = match trigger {
         Trigger::Schedule(slot) => {
             st.last_schedule_time = Some(Time(*slot));
-            (format!("scheduled-{}", slot.as_second()), *slot, "Schedule")
+            ActiveRun {
+                run_id: format!("scheduled-{}", slot.as_second()),
+                slot: Time(*slot),
+                started_at: Time(now),
+                trigger: RunTrigger::Schedule,
+                run_now_token: None,
+                attempt: 1,
+            }
         }
-        Trigger::RunNow(token) => {
-            st.last_run_now_token = Some(token.clone());
-            (format!("run-now-{}", sanitize(token)), now, "RunNow")
+        Trigger::RunNow(token) => ActiveRun {
+            run_id: format!("run-now-{}", sanitize(token)),
+            slot: Time(now),
+            started_at: Time(now),
+            trigger: RunTrigger::RunNow,
+            run_now_token: Some(token.clone()),
+            attempt: 1,
+        },
+        Trigger::Retry(previous) => {
+            ActiveRun { started_at: Time(now), attempt: previous.attempt + 1, ..previous.clone() }
         }
     };
-    let active = ActiveRun { run_id, slot: Time(slot), started_at: Time(now), trigger: kind.into() };
     st.active_run = Some(active.clone());
     active
 }
@@ -345,6 +409,7 @@ fn sanitize(token: &str) -> String {
 
 /// A Warning Event about a status change, published once the change is written.
 struct Note {
+    series: Series,
     reason: &'static str,
     action: &'static str,
     text: String,
@@ -357,7 +422,7 @@ async fn publish(mc: &MorningCheck, ctx: &Context, notes: Vec<Note>) {
                 crate::metrics::CheckLabels { namespace: mc.namespace().unwrap_or_default(), name: mc.name_any() };
             ctx.metrics.missed_schedules.get_or_create(&labels).inc();
         }
-        ctx.event(mc, EventType::Warning, n.reason, n.action, n.text).await;
+        ctx.event(mc, n.series, EventType::Warning, n.reason, n.action, n.text).await;
     }
 }
 
@@ -367,35 +432,73 @@ fn missed(mc: &MorningCheck, st: &mut MorningCheckStatus, slot: Timestamp, now: 
     let deadline = mc.spec.starting_deadline_seconds.unwrap_or_default();
     let msg = format!("slot {slot} missed by {late}s, more than startingDeadlineSeconds {deadline}; skipped");
     set_condition(&mut st.conditions, SCHEDULED, false, "MissedSchedule", &msg, now, mc.metadata.generation);
-    notes.push(Note { reason: "MissedSchedule", action: "Schedule", text: msg });
+    notes.push(Note { series: Series::Own, reason: "MissedSchedule", action: "Schedule", text: msg });
 }
 
-/// Records a run left in progress by a previous process as interrupted, and a Slack post
-/// left in flight as unknown: neither is repeated.
-fn recover(mc: &MorningCheck, st: &mut MorningCheckStatus, now: Timestamp, notes: &mut Vec<Note>) {
+/// A run left in progress by a previous process is returned to run again, or recorded
+/// as interrupted when out of attempts or past its window ([`status::recovery`]). A Slack
+/// post left in flight is recorded as unknown, never repeated.
+fn recover(
+    mc: &MorningCheck,
+    schedule: &crate::schedule::Schedule,
+    st: &mut MorningCheckStatus,
+    now: Timestamp,
+    notes: &mut Vec<Note>,
+) -> Option<ActiveRun> {
+    let mut retry = None;
     if let Some(active) = st.active_run.take() {
-        warn!(run_id = %active.run_id, "run was interrupted by a controller restart; recording it, not repeating it");
-        let report = status::interrupted_report(&active, now);
-        status::push_history(st, status::record_of(&report), mc.spec.history_limit);
-        st.last_run = Some(report);
-        let msg = format!(
-            "run {} (slot {}) was interrupted: the controller stopped while it was in progress; it is not repeated",
-            active.run_id, active.slot.0
-        );
-        set_condition(&mut st.conditions, status::HEALTHY, false, "RunInterrupted", &msg, now, mc.metadata.generation);
-        notes.push(Note { reason: "RunFailed", action: "Run", text: msg });
+        let next_slot = schedule.next_after(active.slot.0);
+        match status::recovery(&active, mc.spec.starting_deadline_seconds, next_slot, now) {
+            status::Recovery::Retry => {
+                let msg = format!(
+                    "run {} (slot {}) was stopped by a controller restart during attempt {}; running it again as attempt {} of {}",
+                    active.run_id,
+                    active.slot.0,
+                    active.attempt,
+                    active.attempt + 1,
+                    status::MAX_ATTEMPTS
+                );
+                warn!(run_id = %active.run_id, attempt = active.attempt + 1, "interrupted run retried");
+                notes.push(Note { series: Series::Own, reason: "RunRetried", action: "Run", text: msg });
+                retry = Some(active);
+            }
+            status::Recovery::GiveUp(why) => {
+                if active.run_now_token.is_some() {
+                    st.last_run_now_token = active.run_now_token.clone();
+                }
+                warn!(run_id = %active.run_id, %why, "interrupted run recorded, not run again");
+                let report = status::interrupted_report(&active, now);
+                status::push_history(st, status::record_of(&report), mc.spec.history_limit);
+                st.last_run = Some(report);
+                let msg = format!(
+                    "run {} (slot {}) was interrupted: the controller stopped while it was in progress; not run again {why}",
+                    active.run_id, active.slot.0
+                );
+                set_condition(
+                    &mut st.conditions,
+                    status::HEALTHY,
+                    false,
+                    "RunInterrupted",
+                    &msg,
+                    now,
+                    mc.metadata.generation,
+                );
+                notes.push(Note { series: Series::Own, reason: "RunFailed", action: "Run", text: msg });
+            }
+        }
     }
-    if let Some(n) = st.notification.as_mut().filter(|n| n.outcome == "Sending") {
+    if let Some(n) = st.notification.as_mut().filter(|n| n.outcome == NotificationOutcome::Sending) {
         let msg =
             "the controller stopped while posting to Slack; the post is not repeated, to avoid a duplicate".to_string();
         *n = NotificationStatus {
             run_id: n.run_id.clone(),
-            outcome: "Unknown".into(),
+            outcome: NotificationOutcome::Unknown,
             message: Some(msg.clone()),
             time: Time(now),
         };
         set_condition(&mut st.conditions, NOTIFIED, false, "DeliveryUnknown", msg, now, mc.metadata.generation);
     }
+    retry
 }
 
 /// Whether the MorningCheck CRD is served (and readable where we watch): `/readyz` waits for it.
@@ -434,15 +537,25 @@ pub async fn run(
     let controller = Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().debounce(Duration::from_millis(200)))
         .graceful_shutdown_on(shutdown);
+    // A deleted MorningCheck is never reconciled again: its series go when it leaves the cache.
+    let store = controller.store();
+    let metrics = ctx.metrics.clone();
+    let forget_deleted = async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            metrics.retain(|ns, name| store.get(&ObjectRef::new(name).within(ns)).is_some());
+        }
+    };
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
     info!("controller started");
-    controller
-        .run(reconcile, error_policy, ctx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "reconcile loop");
-            }
-        })
-        .await;
+    let reconciling = controller.run(reconcile, error_policy, ctx).for_each(|r| async move {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "reconcile loop");
+        }
+    });
+    tokio::select! {
+        () = reconciling => {}
+        () = forget_deleted => {}
+    }
     info!("controller stopped");
 }

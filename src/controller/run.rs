@@ -10,8 +10,11 @@ use tokio::time::Instant;
 use tracing::{Instrument, info, info_span};
 
 use super::status::{self, HEALTHY, NOTIFIED, SCHEDULED, set_condition};
-use super::{Context, Result, apply_status};
-use crate::api::{ActiveRun, MorningCheck, MorningCheckStatus, NotificationStatus, RunReport, RunResult};
+use super::{Context, Result, Series, apply_status};
+use crate::api::{
+    ActiveRun, MorningCheck, MorningCheckStatus, NotificationOutcome as Outcome, NotificationStatus, RunReport,
+    RunResult, SlackSpec,
+};
 use crate::collect::{LocalCluster, RunContext, SecretSource, collect_all};
 use crate::evaluate::{RunMeta, build_report};
 use crate::publish::slack;
@@ -39,8 +42,15 @@ async fn run_inner(
     let t = &mc.spec.targets;
     let count = t.kubernetes.len() + t.prometheus.len() + t.aws.iter().map(|a| a.regions.len()).sum::<usize>();
     info!(trigger = %active.trigger, targets = count, "run started");
-    ctx.event(mc, EventType::Normal, "RunStarted", "Run", format!("run {} started: {count} targets", active.run_id))
-        .await;
+    ctx.event(
+        mc,
+        Series::Own,
+        EventType::Normal,
+        "RunStarted",
+        "Run",
+        format!("run {} started: {count} targets", active.run_id),
+    )
+    .await;
 
     let started = Instant::now();
     // The MorningCheck's own identity: its namespace's ServiceAccount, impersonated,
@@ -56,6 +66,7 @@ async fn run_inner(
         connect_timeout: None,
         aws_env: None,
         grants,
+        in_flight: crate::collect::in_flight(ctx.targets_in_flight),
     };
     let outcomes = collect_all(&mc.spec, &rc).await;
     let elapsed = SignedDuration::try_from(started.elapsed()).unwrap_or_default();
@@ -70,37 +81,39 @@ async fn run_inner(
         started_at: active.started_at.0,
         finished_at: finished,
     };
-    let (report, known) = build_report(meta, outcomes, previous);
-    ctx.metrics.observe_run(&ns, &mc.name_any(), &report);
+    let (mut report, known) = build_report(meta, outcomes, previous);
+    report.attempt = active.attempt;
+    ctx.metrics.observe_run(&report);
     info!(result = ?report.result, findings = report.counts.total, seconds = report.duration_seconds, "run finished");
 
     record(mc, &mut st, &report, finished);
     st.known_findings = known;
     let post = plan_notification(mc, &report, previous_digest.as_deref());
     match &post {
-        Some(Ok(_)) => st.notification = Some(notification(&report.run_id, "Sending", None, finished)),
-        Some(Err(skip)) => {
-            st.notification = Some(notification(&report.run_id, "Skipped", Some(skip.clone()), finished));
-            set_condition(&mut st.conditions, NOTIFIED, true, "NotRequired", skip, finished, mc.metadata.generation);
+        Post::Send(_) => st.notification = Some(notification(&report.run_id, Outcome::Sending, None, finished)),
+        Post::Skip(why) => {
+            st.notification = Some(notification(&report.run_id, Outcome::Skipped, Some(why.clone()), finished));
+            set_condition(&mut st.conditions, NOTIFIED, true, "NotRequired", why, finished, mc.metadata.generation);
         }
-        None => {}
+        Post::NoSlack => {}
     }
     st.last_run = Some(report.clone());
-    apply_status(api, mc, &st, None).await?;
+    let written = apply_status(api, mc, &st, None).await?;
+    ctx.metrics.observe_status(&written);
     announce(mc, ctx, &report).await;
 
-    if let Some(Ok(policy)) = post {
-        let outcome = notify(mc, ctx, &report, &rc, policy).await;
+    if let Post::Send(spec) = post {
+        let outcome = notify(mc, ctx, &report, &rc, spec).await;
         let now = ctx.clock.now().max(finished);
-        let (ok, reason) = match outcome.outcome.as_str() {
-            "Delivered" => (true, "Delivered"),
-            "Unknown" => (false, "DeliveryUnknown"),
+        let (ok, reason) = match outcome.outcome {
+            Outcome::Delivered => (true, "Delivered"),
+            Outcome::Unknown => (false, "DeliveryUnknown"),
             _ => (false, "DeliveryFailed"),
         };
         let msg = outcome.message.clone().unwrap_or_else(|| format!("digest of run {} posted to Slack", report.run_id));
         set_condition(&mut st.conditions, NOTIFIED, ok, reason, &msg, now, mc.metadata.generation);
         if !ok {
-            ctx.event(mc, EventType::Warning, "SlackDeliveryFailed", "Notify", msg).await;
+            ctx.event(mc, Series::Own, EventType::Warning, "SlackDeliveryFailed", "Notify", msg).await;
         }
         st.notification = Some(outcome);
         apply_status(api, mc, &st, None).await?;
@@ -108,14 +121,16 @@ async fn run_inner(
     Ok(())
 }
 
-fn notification(run_id: &str, outcome: &str, message: Option<String>, at: Timestamp) -> NotificationStatus {
-    NotificationStatus { run_id: run_id.into(), outcome: outcome.into(), message, time: Time(at) }
+fn notification(run_id: &str, outcome: Outcome, message: Option<String>, at: Timestamp) -> NotificationStatus {
+    NotificationStatus { run_id: run_id.into(), outcome, message, time: Time(at) }
 }
 
 /// Writes a finished run into the status: last run, history, conditions.
 fn record(mc: &MorningCheck, st: &mut MorningCheckStatus, report: &RunReport, finished: Timestamp) {
     let generation = mc.metadata.generation;
-    st.active_run = None;
+    if let Some(token) = st.active_run.take().and_then(|a| a.run_now_token) {
+        st.last_run_now_token = Some(token);
+    }
     status::push_history(st, status::record_of(report), mc.spec.history_limit);
     if report.result != RunResult::Failed {
         st.last_successful_time = Some(Time(finished));
@@ -174,46 +189,49 @@ async fn announce(mc: &MorningCheck, ctx: &Context, report: &RunReport) {
         mc.namespace().unwrap_or_default(),
         mc.name_any()
     );
-    ctx.event(mc, type_, reason, "Run", note).await;
+    ctx.event(mc, Series::Own, type_, reason, "Run", note).await;
 }
 
-/// `Some(Ok)` to post, `Some(Err(why))` when the policy skips this run, `None` without Slack.
-fn plan_notification(
-    mc: &MorningCheck,
-    report: &RunReport,
-    previous_digest: Option<&str>,
-) -> Option<Result<(), String>> {
-    let slack = mc.spec.slack.as_ref()?;
+/// What a finished run does about Slack.
+enum Post<'a> {
+    /// The spec has no Slack section.
+    NoSlack,
+    /// The notify policy has nothing to post for this run: why.
+    Skip(String),
+    /// Post the digest.
+    Send(&'a SlackSpec),
+}
+
+fn plan_notification<'a>(mc: &'a MorningCheck, report: &RunReport, previous_digest: Option<&str>) -> Post<'a> {
+    let Some(slack) = mc.spec.slack.as_ref() else { return Post::NoSlack };
     if slack::should_notify(slack.notify, report, previous_digest) {
-        Some(Ok(()))
+        Post::Send(slack)
     } else {
-        Some(Err(format!("notify policy {:?}: nothing to post for a {:?} run", slack.notify, report.result)))
+        Post::Skip(format!("notify policy {:?}: nothing to post for a {:?} run", slack.notify, report.result))
     }
 }
 
-async fn notify(mc: &MorningCheck, ctx: &Context, report: &RunReport, rc: &RunContext, _: ()) -> NotificationStatus {
-    let Some(spec) = &mc.spec.slack else { unreachable!("plan_notification checked spec.slack") };
-    let at = ctx.clock.now();
+async fn notify(
+    mc: &MorningCheck,
+    ctx: &Context,
+    report: &RunReport,
+    rc: &RunContext,
+    spec: &SlackSpec,
+) -> NotificationStatus {
+    let failed = |message: String| {
+        ctx.metrics.slack(Outcome::Failed.as_str());
+        notification(&report.run_id, Outcome::Failed, Some(message), ctx.clock.now())
+    };
     let ns = rc.secrets.namespace();
     let url = match rc.secrets.get_string(&spec.webhook_secret_ref).await {
         Ok(u) => u,
-        Err(e) => {
-            ctx.metrics.slack("Failed");
-            return notification(&report.run_id, "Failed", Some(format!("webhook URL: {}", e.message)), at);
-        }
+        Err(e) => return failed(format!("webhook URL: {}", e.message)),
     };
     if let Err(e) = slack::check_webhook_url(&url) {
-        ctx.metrics.slack("Failed");
-        return notification(
-            &report.run_id,
-            "Failed",
-            Some(format!("webhook URL in Secret {}: {e}", spec.webhook_secret_ref.name)),
-            at,
-        );
+        return failed(format!("webhook URL in Secret {}: {e}", spec.webhook_secret_ref.name));
     }
     if let Some(e) = webhook_policy(&url, rc).await {
-        ctx.metrics.slack("Failed");
-        return notification(&report.run_id, "Failed", Some(e), at);
+        return failed(e);
     }
     let name = mc.name_any();
     let digest = slack::Digest {
@@ -224,9 +242,9 @@ async fn notify(mc: &MorningCheck, ctx: &Context, report: &RunReport, rc: &RunCo
     };
     let payload = slack::render(report, &digest);
     let d = slack::deliver(&ctx.http, &url, &payload, Instant::now() + Duration::from_secs(60)).await;
-    let outcome = format!("{:?}", d.outcome);
-    ctx.metrics.slack(&outcome);
-    notification(&report.run_id, &outcome, d.message, ctx.clock.now())
+    let outcome = Outcome::from(d.outcome);
+    ctx.metrics.slack(outcome.as_str());
+    notification(&report.run_id, outcome, d.message, ctx.clock.now())
 }
 
 /// The outbound policy on the webhook's host: a refusal's message, or `None` to post.

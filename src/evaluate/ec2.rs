@@ -33,9 +33,9 @@ use aws_sdk_ec2::types::{
 };
 use jiff::Timestamp;
 
-use super::{finding, human_duration};
+use super::{error, error_chain, finding, human_duration};
 use crate::api::{ErrorTier, Finding, Severity, TargetError};
-use crate::collect::{error, error_chain};
+use crate::clip::{Limit, clip};
 
 /// A retirement or stop starting sooner than this is critical.
 const SOON_SECS: i64 = 7 * 86_400;
@@ -396,7 +396,7 @@ pub fn service_error(code: Option<&str>, message: Option<&str>, status: u16, act
 /// Drops the opaque "Encoded authorization failure message" EC2 appends to denials.
 fn short_message(m: &str) -> String {
     let m = m.split(" Encoded authorization failure message").next().unwrap_or(m).trim();
-    m.chars().take(400).collect()
+    clip(m, Limit::Chars(400)).into_owned()
 }
 
 #[cfg(test)]

@@ -12,7 +12,32 @@ use std::fmt::Write as _;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{Finding, Severity};
+use crate::api::{ErrorTier, Finding, Severity, TargetError};
+use crate::clip::{Limit, clip};
+
+/// The most a target error's message holds, in bytes: a status carries hundreds of them.
+pub const ERROR_MESSAGE_BYTES: usize = 1024;
+
+/// A target's error: scrubbed of every secret the run holds, and bounded.
+pub fn error(tier: ErrorTier, message: impl Into<String>) -> TargetError {
+    let message = crate::redact::scrub(&message.into());
+    TargetError { tier, scope: None, message: clip(&message, Limit::Bytes(ERROR_MESSAGE_BYTES)).into_owned() }
+}
+
+/// The error and its sources, joined: the useful part is often the innermost cause.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    s
+}
 
 /// Builds a finding; the key is `check/object`, unique within a target.
 pub fn finding(

@@ -217,8 +217,10 @@ pub fn build_report(
         counts,
         areas,
         targets,
+        omitted_targets: 0,
         diff,
         findings_digest: digest_keys(&all_ids),
+        attempt: 1,
     };
     (report, known)
 }

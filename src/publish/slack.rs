@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use crate::api::{
     Area, Counts, ErrorTier, Finding, FindingRef, NotifyPolicy, RunDiff, RunReport, RunResult, Severity, TargetReport,
 };
+use crate::clip::{Limit, clip};
 use crate::net::{self, Attempt, RetryPolicy};
 
 /// Slack's limit on blocks in one message.
@@ -161,7 +162,7 @@ impl<'a> Layout<'a> {
     fn header(&self) -> Value {
         let (emoji, word) = result_label(self.report.result);
         let name = plain(self.d.name, HEADER_NAME_CHARS);
-        let text = cut_chars(&format!("{emoji} {name}: {word}"), MAX_HEADER_TEXT);
+        let text = clip(&format!("{emoji} {name}: {word}"), Limit::Chars(MAX_HEADER_TEXT)).into_owned();
         json!({"type": "header", "text": {"type": "plain_text", "text": text, "emoji": true}})
     }
 
@@ -736,16 +737,6 @@ fn cut_escaped(s: &str, max: usize) -> String {
     out
 }
 
-/// Cuts plain text to `max` chars on a char boundary, ending in "…" when cut.
-fn cut_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 // ---------------------------------------------------------------------------------------
 // Policy and URL.
 
@@ -795,6 +786,16 @@ pub enum Outcome {
     Failed,
     /// Sent, but no answer: Slack may or may not have posted it; not repeated.
     Unknown,
+}
+
+impl From<Outcome> for crate::api::NotificationOutcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Delivered => Self::Delivered,
+            Outcome::Failed => Self::Failed,
+            Outcome::Unknown => Self::Unknown,
+        }
+    }
 }
 
 /// The result of [`deliver`]: outcome, a message without the URL, and POSTs attempted.

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::api::{Finding, RunReport, RunResult, Severity, TargetReport};
+use crate::clip::{Limit, clip};
 use crate::evaluate::human_duration;
 
 /// Findings shown per target; the rest are counted.
@@ -125,7 +126,7 @@ fn finding(out: &mut String, f: &Finding, style: Style) {
 
 fn one_line(s: &str) -> String {
     let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if flat.chars().count() > 160 { format!("{}…", flat.chars().take(159).collect::<String>()) } else { flat }
+    clip(&flat, Limit::Chars(160)).into_owned()
 }
 
 #[cfg(test)]
@@ -183,8 +184,10 @@ mod tests {
             counts,
             areas: Default::default(),
             targets: vec![a, k],
+            omitted_targets: 0,
             diff: RunDiff { has_previous: true, new_total: 2, resolved_total: 1, ..Default::default() },
             findings_digest: "d".into(),
+            attempt: 1,
         }
     }
 

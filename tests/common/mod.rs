@@ -17,7 +17,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use morningcheck::api::MorningCheck;
-use morningcheck::api::MorningCheckStatus;
+use morningcheck::api::{MorningCheckStatus, NotificationOutcome};
 use morningcheck::clock::Clock;
 use morningcheck::controller::{self, Context};
 use morningcheck::metrics::Metrics;
@@ -85,6 +85,7 @@ pub fn run_context(client: &Client, ns: &str, now: jiff::Timestamp) -> morningch
         connect_timeout: None,
         aws_env: None,
         grants: morningcheck::tenancy::Grants::unrestricted(),
+        in_flight: morningcheck::collect::in_flight(morningcheck::collect::TARGETS_IN_FLIGHT),
     }
 }
 
@@ -314,7 +315,7 @@ pub async fn run_finished(api: &Api<MorningCheck>, name: &str, token: &str, secs
         let st = api.get(name).await.ok()?.status?;
         let done =
             st.last_run.as_ref().is_some_and(|r| r.run_id == format!("run-now-{token}")) && st.active_run.is_none();
-        let posted = st.notification.as_ref().is_none_or(|n| n.outcome != "Sending");
+        let posted = st.notification.as_ref().is_none_or(|n| n.outcome != NotificationOutcome::Sending);
         (done && posted).then_some(st)
     })
     .await
