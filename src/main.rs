@@ -14,7 +14,7 @@ use morningcheck::server::{self, Authenticator, Health, MetricsAuth};
 use morningcheck::telemetry::{self, LogFormat};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Parser)]
 #[command(name = "morningcheck", version, about = "The morning check of Kubernetes clusters, Prometheus and EC2")]
@@ -79,6 +79,10 @@ struct ControllerArgs {
     /// Seconds the leader keeps trying to renew before it stops acting.
     #[arg(long, env = "MORNINGCHECK_RENEW_DEADLINE_SECONDS", default_value_t = 10)]
     renew_deadline_seconds: u64,
+    /// Seconds a stopping controller gives its runs in flight to finish; then it exits
+    /// anyway and the next leader runs them again. Keep it under the pod's grace period.
+    #[arg(long, env = "MORNINGCHECK_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    shutdown_grace_seconds: u64,
     /// The tenancy policy: the config file's `controller.tenancy` section.
     #[arg(skip)]
     tenancy: morningcheck::tenancy::Policy,
@@ -316,7 +320,25 @@ async fn run_controller(args: ControllerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    controller::run(ctx, args.watch_namespace.clone(), stopped(), ready).await;
+    // On SIGTERM no new run starts (runs waiting for a permit give up theirs, unclaimed);
+    // runs in flight get the shutdown grace to finish, then are left to the next leader.
+    let permits = ctx.run_permits.clone();
+    let stop_taking = {
+        let stop = stopped();
+        async move {
+            stop.await;
+            permits.close();
+        }
+    };
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    let handed_off = async {
+        stopped().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        () = controller::run(ctx, args.watch_namespace.clone(), stop_taking, ready) => {}
+        () = handed_off => warn!(?grace, "runs still in flight after the shutdown grace: the next leader runs them again"),
+    }
     if let Some(el) = &elector {
         el.release().await;
     }

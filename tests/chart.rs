@@ -1863,3 +1863,21 @@ async fn helm_install_refuses_a_misspelt_value() {
     let sa = Api::<ServiceAccount>::namespaced(client.clone(), &ns.name);
     assert!(sa.get_opt(&format!("{}-morningcheck", ns.name)).await.unwrap().is_none(), "nothing was created");
 }
+
+/// Runs in flight get the pod's grace period less 10 s (to give up the Lease) on SIGTERM.
+#[test]
+fn runs_in_flight_finish_within_the_pods_grace_period() {
+    for (set, grace, shutdown) in [
+        (None, 30, "20"),
+        (Some("terminationGracePeriodSeconds=90"), 90, "80"),
+        (Some("terminationGracePeriodSeconds=5"), 5, "1"),
+    ] {
+        let args: Vec<&str> = set.map(|s| vec!["--set", s]).unwrap_or_default();
+        let all = docs(&render("mc", "ops", &args));
+        let pod = &one(&all, "Deployment")["spec"]["template"]["spec"];
+        assert_eq!(pod["terminationGracePeriodSeconds"], grace);
+        let env = pod["containers"][0]["env"].as_array().unwrap();
+        let value = env.iter().find(|e| e["name"] == "MORNINGCHECK_SHUTDOWN_GRACE_SECONDS").map(|e| &e["value"]);
+        assert_eq!(value, Some(&serde_json::json!(shutdown)), "{set:?}");
+    }
+}

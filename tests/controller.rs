@@ -367,6 +367,38 @@ async fn killed_mid_run_is_run_again_and_posts_once() {
     b.stop().await;
 }
 
+/// A rollout during a run: SIGTERM makes the controller give its run the shutdown grace,
+/// then exit well within the pod's grace period (30 s in the chart), leaving the claim; the
+/// next controller runs it again and posts its digest once.
+#[tokio::test]
+async fn sigterm_hands_a_run_in_flight_to_the_next_controller() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "sigterm").await;
+    let _server = hanging_cluster(&client, &ns.name).await;
+    let (webhook, posts) = common::chart::slack_receiver("sigterm");
+    common::chart::create_webhook_secret(&client, &ns.name, &webhook).await;
+    let mut s = hanging_spec(12);
+    s["slack"] = json!({"webhookSecretRef": {"name": "slack-webhook", "key": "url"}, "notify": "Always"});
+    let api = create(&client, &ns.name, "mc", s, json!({"morningcheck.io/run-now": "roll"})).await;
+
+    let a = common::ControllerProcess::start(&ns.name, &["--shutdown-grace-seconds", "3"], "info");
+    status_where(&api, "mc", "the first attempt running", |s| s.active_run.as_ref().is_some_and(|r| r.attempt == 1))
+        .await;
+    let (took, logs) = a.terminate();
+    assert!(took < Duration::from_secs(20), "SIGTERM took {took:?}:\n{logs}");
+    assert!(logs.contains("the next leader runs them again"), "{logs}");
+    let st = api.get("mc").await.unwrap().status.unwrap();
+    assert!(st.active_run.is_some() && st.last_run.is_none(), "the claim is left for the next controller");
+
+    let _b = common::ControllerProcess::start(&ns.name, &[], "info");
+    let st = common::run_finished(&api, "mc", "roll", 90).await;
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!((run.result, run.attempt), (RunResult::Failed, 2));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(posts.lock().unwrap().len(), 1, "exactly one digest");
+}
+
 /// A run waiting for a permit holds no claim: a restart finds it still due and runs it,
 /// instead of recording a run that never started as interrupted.
 #[tokio::test]

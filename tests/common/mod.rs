@@ -352,6 +352,19 @@ impl ControllerProcess {
         serving_port(self.log.path(), "the controller")
     }
 
+    /// Sends it SIGTERM, as a rollout does, and waits up to a minute for it to exit: how
+    /// long that took, and everything it logged.
+    pub fn terminate(mut self) -> (Duration, String) {
+        let started = std::time::Instant::now();
+        let sent = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM");
+        while self.child.try_wait().ok().flatten().is_none() && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let took = started.elapsed();
+        (took, self.stop())
+    }
+
     /// Stops it and returns everything it logged.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
