@@ -323,6 +323,23 @@ fn hanging_spec(timeout: u32) -> Value {
         {"name": "hanging", "kubeconfigSecretRef": {"name": "remote", "key": "kubeconfig"}}]}})
 }
 
+/// `mc` in `ns`: its only target hangs until the run's `timeout`, a run-now `token` is
+/// asked of it, and every run posts its digest to a local Slack receiver, whose posts are
+/// returned.
+async fn hanging_check_posting(
+    client: &Client,
+    ns: &str,
+    timeout: u32,
+    token: &str,
+) -> (Api<MorningCheck>, Arc<std::sync::Mutex<Vec<String>>>) {
+    hanging_cluster(client, ns).await;
+    let (webhook, posts) = common::chart::slack_receiver(token);
+    common::chart::create_webhook_secret(client, ns, &webhook).await;
+    let mut s = hanging_spec(timeout);
+    s["slack"] = json!({"webhookSecretRef": {"name": "slack-webhook", "key": "url"}, "notify": "Always"});
+    (create(client, ns, "mc", s, json!({"morningcheck.io/run-now": token})).await, posts)
+}
+
 /// Checks are read-only, so a run the controller was killed in the middle of is run again
 /// by the next process; its digest is posted once, by the attempt that finished.
 #[tokio::test]
@@ -330,12 +347,7 @@ async fn killed_mid_run_is_run_again_and_posts_once() {
     let client = admin().await;
     install_crd(&client).await;
     let ns = TestNamespace::new(&client, "interrupt").await;
-    let _server = hanging_cluster(&client, &ns.name).await;
-    let (webhook, posts) = common::chart::slack_receiver("retry");
-    common::chart::create_webhook_secret(&client, &ns.name, &webhook).await;
-    let mut s = hanging_spec(8);
-    s["slack"] = json!({"webhookSecretRef": {"name": "slack-webhook", "key": "url"}, "notify": "Always"});
-    let api = create(&client, &ns.name, "mc", s, json!({"morningcheck.io/run-now": "t1"})).await;
+    let (api, posts) = hanging_check_posting(&client, &ns.name, 8, "t1").await;
 
     let a = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
     let st = status_where(&api, "mc", "run in progress", |s| s.active_run.is_some()).await;
@@ -375,12 +387,7 @@ async fn sigterm_hands_a_run_in_flight_to_the_next_controller() {
     let client = admin().await;
     install_crd(&client).await;
     let ns = TestNamespace::new(&client, "sigterm").await;
-    let _server = hanging_cluster(&client, &ns.name).await;
-    let (webhook, posts) = common::chart::slack_receiver("sigterm");
-    common::chart::create_webhook_secret(&client, &ns.name, &webhook).await;
-    let mut s = hanging_spec(12);
-    s["slack"] = json!({"webhookSecretRef": {"name": "slack-webhook", "key": "url"}, "notify": "Always"});
-    let api = create(&client, &ns.name, "mc", s, json!({"morningcheck.io/run-now": "roll"})).await;
+    let (api, posts) = hanging_check_posting(&client, &ns.name, 12, "roll").await;
 
     let a = common::ControllerProcess::start(&ns.name, &["--shutdown-grace-seconds", "3"], "info");
     status_where(&api, "mc", "the first attempt running", |s| s.active_run.as_ref().is_some_and(|r| r.attempt == 1))
