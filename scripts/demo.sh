@@ -20,6 +20,12 @@ bin="${CARGO_TARGET_DIR:-target}/debug/morningcheck"
 
 echo "== installing the CRD"
 $bin crd | kubectl apply -f -
+# A CRD created a moment ago may have no conditions yet, and kubectl wait then fails at once
+# ("conditions accessor error") instead of waiting: ask until the apiserver serves it.
+for _ in $(seq 1 60); do
+  [ "$(kubectl get crd morningchecks.morningcheck.io -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" = True ] && break
+  sleep 0.5
+done
 kubectl wait --for condition=established --timeout=30s crd/morningchecks.morningcheck.io >/dev/null
 
 # A webhook receiver standing in for Slack; it prints what it receives.
