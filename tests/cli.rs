@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use assert_cmd::Command;
 use common::{TestNamespace, admin, var};
@@ -228,23 +226,6 @@ async fn flag_beats_env_beats_config_file() {
     assert!(v["blocks"].is_array(), "slack output prints the payload");
 }
 
-/// A webhook receiver on loopback that counts the requests it gets.
-fn receiver() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/services/T0/B0/secret", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let mut buf = [0u8; 65536];
-            let _ = s.read(&mut buf);
-            counter.fetch_add(1, Ordering::SeqCst);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
-    (url, hits)
-}
-
 #[tokio::test]
 async fn dry_run_never_posts() {
     let client = admin().await;
@@ -252,7 +233,10 @@ async fn dry_run_never_posts() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("check.yaml");
     std::fs::write(&file, manifest("dry", &ns.name, "")).unwrap();
-    let (url, hits) = receiver();
+    let (url, hits) = common::counting_listener(
+        "/services/T0/B0/secret",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    );
 
     let out = cmd(dir.path())
         .env("SLACK_WEBHOOK_URL", &url)

@@ -25,7 +25,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
 use morningcheck::api::{
     Area, ErrorTier, MorningCheck, MorningCheckStatus, NotificationOutcome, RunResult, TargetReport,
@@ -41,31 +41,6 @@ async fn until_access(client: &Client, user: &str, access: Access<'_>, want: boo
     let what = format!("{verb} {group}/{resource} {name} in {ns:?} to be {}", if want { "allowed" } else { "denied" });
     eventually(30, &what, || async move { (can(client, user, &sa_groups_in(ns), access).await == want).then_some(()) })
         .await;
-}
-
-async fn annotate_run_now(api: &Api<MorningCheck>, token: &str) {
-    let patch = json!({"metadata": {"annotations": {"morningcheck.io/run-now": token}}});
-    api.patch(CHECK, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-}
-
-/// The status once the run for `token` finished and its Slack delivery is settled.
-async fn run_finished(api: &Api<MorningCheck>, token: &str) -> MorningCheckStatus {
-    let run_id = format!("run-now-{token}");
-    eventually(120, &format!("run {run_id} to finish and notify"), || {
-        let (api, run_id) = (api.clone(), run_id.clone());
-        async move {
-            let st = api.get(CHECK).await.ok()?.status?;
-            let done = st.last_run_now_token.as_deref() == Some(token)
-                && st.active_run.is_none()
-                && st.last_run.as_ref()?.run_id == run_id
-                && st
-                    .notification
-                    .as_ref()
-                    .is_some_and(|n| n.run_id == run_id && n.outcome != NotificationOutcome::Sending);
-            done.then_some(st)
-        }
-    })
-    .await
 }
 
 fn target(st: &MorningCheckStatus, area: Area) -> &TargetReport {
@@ -238,7 +213,7 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
     mcs.create(&PostParams::default(), &mc).await.unwrap();
 
     // 1. Everything allowed: a full run, no 403 anywhere.
-    let st = run_finished(&mcs, "full").await;
+    let st = common::run_finished(&mcs, CHECK, "full", 120).await;
     let logs = controller.logs();
     assert_no_target_errors(&st);
     let run = st.last_run.as_ref().unwrap();
@@ -286,8 +261,8 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
     until_access(&client, &sa_user, ("list", "", "pods", "", ""), false).await;
     assert!(can(&client, &sa_user, &sa_groups_in(""), ("list", "", "events", "", "")).await, "events stay readable");
 
-    annotate_run_now(&mcs, "no-pods").await;
-    let st = run_finished(&mcs, "no-pods").await;
+    common::run_now(&mcs, CHECK, "no-pods").await;
+    let st = common::run_finished(&mcs, CHECK, "no-pods", 120).await;
     let k = target(&st, Area::Kubernetes);
     assert_eq!(k.errors.len(), 1, "{:?}", k.errors);
     assert_eq!(k.errors[0].tier, ErrorTier::Forbidden);
@@ -317,8 +292,8 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
     secret_roles.delete(&secrets_role, &DeleteParams::default()).await.unwrap();
     until_access(&client, &sa_user, ("get", "", "secrets", n, "slack-webhook"), false).await;
 
-    annotate_run_now(&mcs, "no-secrets").await;
-    let st = run_finished(&mcs, "no-secrets").await;
+    common::run_now(&mcs, CHECK, "no-secrets").await;
+    let st = common::run_finished(&mcs, CHECK, "no-secrets", 120).await;
     assert_no_target_errors(&st);
     assert_notified(&st, "False", "DeliveryFailed");
     let denied =
@@ -345,8 +320,8 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
     until_access(&client, &sa_user, ("get", "", "secrets", n, "slack-webhook"), true).await;
 
     // 4. Rules restored: the full run again.
-    annotate_run_now(&mcs, "restored").await;
-    let st = run_finished(&mcs, "restored").await;
+    common::run_now(&mcs, CHECK, "restored").await;
+    let st = common::run_finished(&mcs, CHECK, "restored", 120).await;
     assert_no_target_errors(&st);
     assert_notified(&st, "True", "Delivered");
     assert_eq!(post_count(&posts), 3);

@@ -7,11 +7,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use common::chart::{
     InCluster, Release, assert_unshare, create_webhook_secret, install_chart_crd, kubectl, release_config,
@@ -20,32 +17,15 @@ use common::chart::{
 use common::{TestNamespace, admin, eventually};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
-use morningcheck::api::{ErrorTier, MorningCheck, MorningCheckStatus, NotificationOutcome, TargetReport};
+use morningcheck::api::{ErrorTier, MorningCheck, MorningCheckStatus, TargetReport};
 use serde_json::{Value, json};
 
 /// A pod name of the other namespace: it must never appear in anything the tenant sees.
 const PRIVATE_POD: &str = "payroll-db-crashing";
 /// The body of an internal service a Prometheus URL is aimed at.
 const INTERNAL_BODY: &str = "internal-admin-console-7f3a";
-
-/// A listener on loopback that counts connections and answers each with `response`.
-fn listener(response: &'static str) -> (String, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            seen.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 8192];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(response.as_bytes());
-        }
-    });
-    (url, count)
-}
 
 fn internal_service() -> &'static str {
     // A plain HTTP service that is not Prometheus: its page must not reach the status.
@@ -114,25 +94,11 @@ async fn metrics_of(c: &InCluster) -> String {
     r.text().await.unwrap()
 }
 
+/// Runs `name` now as `token`; its status once the run and its digest are settled.
 async fn run_now(client: &Client, ns: &str, name: &str, token: &str) -> MorningCheckStatus {
     let api: Api<MorningCheck> = Api::namespaced(client.clone(), ns);
-    let patch = json!({"metadata": {"annotations": {"morningcheck.io/run-now": token}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    let run_id = format!("run-now-{token}");
-    eventually(120, &format!("{ns}/{name}: run {run_id} finished and notified"), || {
-        let (api, run_id) = (api.clone(), run_id.clone());
-        async move {
-            let st = api.get(name).await.ok()?.status?;
-            let done = st.active_run.is_none()
-                && st.last_run.as_ref()?.run_id == run_id
-                && st
-                    .notification
-                    .as_ref()
-                    .is_none_or(|n| n.run_id == run_id && n.outcome != NotificationOutcome::Sending);
-            done.then_some(st)
-        }
-    })
-    .await
+    common::run_now(&api, name, token).await;
+    common::run_finished(&api, name, token, 120).await
 }
 
 fn target<'a>(st: &'a MorningCheckStatus, name: &str) -> &'a TargetReport {
@@ -223,8 +189,9 @@ async fn a_tenant_gets_its_own_namespace_and_nothing_of_the_operator() {
     crashing_pod(&client, o, PRIVATE_POD).await;
 
     // AWS answers at a listener that counts connections: none may be made.
-    let (aws_url, aws_connections) = listener("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
-    let (internal_url, _) = listener(internal_service());
+    let (aws_url, aws_connections) =
+        common::counting_listener("", "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
+    let (internal_url, _) = common::counting_listener("", internal_service());
     let token_file = dir.path().join("aws-token");
     std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl").unwrap();
     let aws_env = web_identity(&token_file, &aws_url);

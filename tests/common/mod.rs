@@ -313,9 +313,11 @@ pub async fn run_now(api: &Api<MorningCheck>, name: &str, token: &str) {
 pub async fn run_finished(api: &Api<MorningCheck>, name: &str, token: &str, secs: u64) -> MorningCheckStatus {
     eventually(secs, &format!("run {token} finished"), || async {
         let st = api.get(name).await.ok()?.status?;
-        let done =
-            st.last_run.as_ref().is_some_and(|r| r.run_id == format!("run-now-{token}")) && st.active_run.is_none();
-        let posted = st.notification.as_ref().is_none_or(|n| n.outcome != NotificationOutcome::Sending);
+        let run_id = format!("run-now-{token}");
+        let done = st.last_run.as_ref().is_some_and(|r| r.run_id == run_id) && st.active_run.is_none();
+        // The digest of this run, once its delivery is settled (none without Slack).
+        let posted =
+            st.notification.as_ref().is_none_or(|n| n.run_id == run_id && n.outcome != NotificationOutcome::Sending);
         (done && posted).then_some(st)
     })
     .await
@@ -392,4 +394,23 @@ where
 {
     let obj: K = serde_json::from_value(v).unwrap();
     Api::<K>::namespaced(client.clone(), ns).create(&PostParams::default(), &obj).await.unwrap()
+}
+
+/// A listener on loopback that counts the connections it accepts and answers each, after
+/// one read of the request, with `response`: its URL (`http://addr{path}`) and the count.
+pub fn counting_listener(path: &str, response: &'static str) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 65536];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(response.as_bytes());
+        }
+    });
+    (url, count)
 }
