@@ -17,6 +17,16 @@ impl Clock for SystemClock {
     }
 }
 
+/// Wall-clock time set off by a fixed amount: a machine whose clock is wrong (tests of
+/// clock skew between replicas).
+pub struct OffsetClock(pub jiff::SignedDuration);
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now().saturating_add(self.0).unwrap_or_else(|_| Timestamp::now())
+    }
+}
+
 /// A clock that only moves when told to.
 pub struct ManualClock(Mutex<Timestamp>);
 

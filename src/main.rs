@@ -227,6 +227,16 @@ async fn shutdown_signal() {
     info!("shutdown requested");
 }
 
+/// The wall clock. Test builds (the `test-hooks` feature) can set it off by
+/// `MORNINGCHECK_TEST_CLOCK_OFFSET_SECONDS`, as a replica whose clock is wrong.
+fn wall_clock() -> Arc<dyn morningcheck::clock::Clock> {
+    #[cfg(feature = "test-hooks")]
+    if let Some(secs) = std::env::var("MORNINGCHECK_TEST_CLOCK_OFFSET_SECONDS").ok().and_then(|v| v.parse().ok()) {
+        return Arc::new(morningcheck::clock::OffsetClock(jiff::SignedDuration::from_secs(secs)));
+    }
+    Arc::new(SystemClock)
+}
+
 async fn run_controller(args: ControllerArgs) -> ExitCode {
     telemetry::init(args.log_format, &args.log_level);
     let config = match kube::Config::infer().await {
@@ -281,6 +291,7 @@ async fn run_controller(args: ControllerArgs) -> ExitCode {
     }
 
     let identity = args.identity.clone().unwrap_or_else(|| format!("morningcheck-{}", std::process::id()));
+    let clock = wall_clock();
     let elector = args.leader_elect.then(|| {
         Arc::new(LeaderElector::new(
             client.clone(),
@@ -291,6 +302,7 @@ async fn run_controller(args: ControllerArgs) -> ExitCode {
                 lease_duration: Duration::from_secs(args.lease_duration_seconds),
                 renew_deadline: Duration::from_secs(args.renew_deadline_seconds),
                 retry_period: Duration::from_secs(2),
+                clock: clock.clone(),
             },
         ))
     });
@@ -310,7 +322,7 @@ async fn run_controller(args: ControllerArgs) -> ExitCode {
         });
     }
 
-    let ctx = match Context::new(config, Arc::new(SystemClock), metrics, args.max_concurrent_runs, Some(identity)) {
+    let ctx = match Context::new(config, clock, metrics, args.max_concurrent_runs, Some(identity)) {
         Ok(c) => Arc::new(
             c.with_policy(args.tenancy.clone(), args.lease_namespace.clone())
                 .with_targets_in_flight(args.max_targets_in_flight),
@@ -322,12 +334,12 @@ async fn run_controller(args: ControllerArgs) -> ExitCode {
     };
     // On SIGTERM no new run starts (runs waiting for a permit give up theirs, unclaimed);
     // runs in flight get the shutdown grace to finish, then are left to the next leader.
-    let permits = ctx.run_permits.clone();
+    let closing = ctx.clone();
     let stop_taking = {
         let stop = stopped();
         async move {
             stop.await;
-            permits.close();
+            closing.runner.close();
         }
     };
     let grace = Duration::from_secs(args.shutdown_grace_seconds);

@@ -17,16 +17,27 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
 pub fn init(format: LogFormat, default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(with_quiet_sdks(default_filter)));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
-        LogFormat::Json => registry.with(fmt::layer().json().with_writer(Scrubbed).with_current_span(true)).try_init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(Scrubbed).with_current_span(true).with_span_list(true))
+            .try_init(),
         LogFormat::Plain => {
             registry.with(fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(Scrubbed)).try_init()
         }
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;
+}
+
+/// The AWS SDK's own warnings repeat a whole credential chain, kilobytes per line: below
+/// debug they are left to our one line per target. `debug` or `trace` shows them all.
+fn with_quiet_sdks(filter: &str) -> String {
+    if filter.contains("debug") || filter.contains("trace") {
+        return filter.to_string();
+    }
+    format!("{filter},aws_config=error,aws_smithy_runtime=error,aws_sdk_ec2=error,aws_sdk_sts=error")
 }
 
 /// Stderr, one scrubbed event at a time.

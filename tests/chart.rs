@@ -1392,6 +1392,19 @@ impl Drop for Process {
 /// port, logs JSON, and takes the Lease the chart's Role names. It runs with the admin
 /// kubeconfig, confined to a namespace of its own; the RBAC proof runs it in-cluster with
 /// the ServiceAccount's token.
+/// A binary-suffixed memory quantity (`256Mi`) in bytes.
+fn quantity_bytes(q: &str) -> u64 {
+    let (n, unit) = q.split_at(q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len()));
+    let unit = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        other => panic!("unexpected unit {other} in {q}"),
+    };
+    n.parse::<u64>().unwrap() * unit
+}
+
 #[tokio::test]
 async fn the_binary_accepts_the_deployments_configuration() {
     let client = admin().await;
@@ -1409,6 +1422,12 @@ async fn the_binary_accepts_the_deployments_configuration() {
     for e in c["env"].as_array().unwrap() {
         let name = e["name"].as_str().unwrap();
         let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            // The container's memory limit in bytes, as the kubelet gives it.
+            None if e["valueFrom"]["resourceFieldRef"].is_object() => {
+                let r = &e["valueFrom"]["resourceFieldRef"];
+                assert_eq!((&r["resource"], &r["containerName"]), (&json!("limits.memory"), &c["name"]), "{e}");
+                quantity_bytes(c["resources"]["limits"]["memory"].as_str().expect("a memory limit")).to_string()
+            }
             Some("metadata.name") => "morningcheck-7d9f-abcde".to_string(),
             Some("metadata.namespace") => ns.name.clone(),
             Some(other) => panic!("unexpected fieldRef {other}"),

@@ -285,3 +285,72 @@ async fn yaml_surprises_and_multi_document_files() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["check"], format!("{}/piped", ns.name));
 }
+
+/// A Prometheus that answers an instant query with ~120 MB of series: more than the
+/// memory answers may hold under a 256 MiB limit. That query fails with the budget's
+/// message, the answer is read no further, and the other targets still count.
+#[tokio::test]
+async fn an_answer_past_the_memory_budget_fails_alone() {
+    let client = admin().await;
+    let ns = TestNamespace::new(&client, "big-answer").await;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = sent.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).is_ok_and(|n| n == 1) {
+                    head.push(b[0]);
+                }
+                let start = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[";
+                if s.write_all(start.as_bytes()).is_err() {
+                    return;
+                }
+                for chunk in 0..2000 {
+                    let series: String = (0..1000)
+                        .map(|i| format!("{{\"metric\":{{\"__name__\":\"up\",\"instance\":\"host-{chunk}-{i}\"}},\"value\":[1,\"1\"]}},"))
+                        .collect();
+                    if s.write_all(series.as_bytes()).is_err() {
+                        return;
+                    }
+                    counted.fetch_add(series.len(), Ordering::SeqCst);
+                }
+                let _ = s.write_all(b"{\"metric\":{},\"value\":[1,\"1\"]}]}}");
+            });
+        }
+    });
+    let extra = format!(
+        "    prometheus:\n    - name: big\n      url: http://127.0.0.1:{port}\n      alerts: {{enabled: false}}\n      queries: [{{name: up, query: up, warning: 2}}]\n    - name: real\n      url: {}\n",
+        var("MC_PROMETHEUS_URL")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.yaml");
+    std::fs::write(&file, manifest("big", &ns.name, &extra)).unwrap();
+    let out = cmd(dir.path())
+        .env("MORNINGCHECK_MEMORY_LIMIT_BYTES", (256u64 << 20).to_string())
+        .args(["run", "-o", "json", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let target = |name: &str| report["targets"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap().clone();
+    let big = target("big");
+    let message = big["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(
+            "answer too large for the memory answers may hold (64 MiB, a quarter of the 256 MiB memory limit"
+        ),
+        "{big}"
+    );
+    assert_eq!(big["errors"][0]["scope"], "query up");
+    assert!(target("real")["errors"].is_null(), "{}", target("real"));
+    assert!(target("local")["errors"].is_null(), "{}", target("local"));
+    let sent = sent.load(Ordering::SeqCst);
+    assert!(sent < 60 << 20, "the answer was read no further than the budget: {sent} bytes sent");
+}

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Running, TestNamespace, admin, binary, eventually, install_crd, var};
+use common::{Fault, Running, TestNamespace, admin, binary, eventually, install_crd, var};
 use jiff::SignedDuration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
@@ -295,7 +295,7 @@ fn hanging_server() -> (u16, std::thread::JoinHandle<()>) {
         let mut held = Vec::new();
         for s in listener.incoming().flatten() {
             held.push(s);
-            if held.len() > 50 {
+            if held.len() > 5000 {
                 break;
             }
         }
@@ -377,6 +377,243 @@ async fn killed_mid_run_is_run_again_and_posts_once() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(posts.lock().unwrap().len(), 1, "exactly one digest");
     b.stop().await;
+}
+
+/// A controller whose claim was taken over while its run was in progress (a deposed
+/// leader, a stalled process) writes nothing and posts nothing when its run ends: the
+/// result of the claim's holder stands. Here the usurper is a claim planted by hand, so
+/// the controller, finding the run unfinished, runs it again as attempt 2, which posts.
+#[tokio::test]
+async fn a_deposed_run_writes_and_posts_nothing() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "deposed").await;
+    let (api, posts) = hanging_check_posting(&client, &ns.name, 6, "t1").await;
+    let a = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
+    let st = status_where(&api, "mc", "run in progress", |s| s.active_run.is_some()).await;
+    let ours = st.claim.clone().expect("a claim with the run");
+    assert_eq!(ours.holder, "test");
+    let usurper = json!({"status": {"claim": {"id": "usurper-1", "holder": "another-controller"}}});
+    api.patch_status("mc", &PatchParams::default(), &Patch::Merge(&usurper)).await.unwrap();
+
+    let st = common::run_finished(&api, "mc", "t1", 90).await;
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!(run.attempt, 2, "attempt 1's late result was dropped: {run:?}");
+    let claim = st.claim.unwrap();
+    assert!(claim.holder == "test" && claim.id != ours.id && claim.id != "usurper-1", "{claim:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(posts.lock().unwrap().len(), 1, "only the claim's holder posted");
+    a.stop().await;
+}
+
+/// MorningCheck `mc` in `ns`, with run-now `token` and its own namespace as its only
+/// target, and a controller that reaches the apiserver through a [`common::faulty_proxy`].
+/// `decide` sees each status write of `mc` (head and body) and counts in the returned
+/// counter what it returns `Some` for; every other request passes.
+async fn behind_faulty_proxy(
+    client: &Client,
+    ns: &str,
+    token: &str,
+    decide: impl Fn(&str, usize) -> Option<Fault> + Send + Sync + 'static,
+) -> (Api<MorningCheck>, Running, Arc<std::sync::atomic::AtomicUsize>) {
+    let path = format!("PATCH /apis/morningcheck.io/v1alpha1/namespaces/{ns}/morningchecks/mc/status");
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = seen.clone();
+    let proxy = common::faulty_proxy(move |request| {
+        if !request.starts_with(&path) {
+            return Fault::Pass;
+        }
+        match decide(request, counted.load(std::sync::atomic::Ordering::SeqCst)) {
+            Some(fault) => {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                fault
+            }
+            None => Fault::Pass,
+        }
+    })
+    .await;
+    let s = json!({"schedule": "0 7 * * *", "targets": {"kubernetes": [{"name": "local",
+        "namespaces": {"include": [ns]}, "checks": {"nodes": false, "events": false}}]}});
+    let api = create(client, ns, "mc", s, json!({"morningcheck.io/run-now": token})).await;
+    let mut config = common::config_as("admin").await;
+    config.cluster_url = proxy.url.parse().unwrap();
+    let running = Running::start_on(config, ns, Arc::new(SystemClock), common::trusting(ns)).await;
+    (api, running, seen)
+}
+
+/// The answer to a claim is lost on the way back (the write went through): the retried
+/// write conflicts with the claim it made itself, which is recognised as ours by its id.
+/// The run goes on as attempt 1; nothing is recorded as interrupted.
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_recognised() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "lost-claim").await;
+    let (api, a, lost) = behind_faulty_proxy(&client, &ns.name, "lost", |request, seen| {
+        let claim = request.contains("\"activeRun\"") && request.contains("\"claim\"");
+        claim.then_some(if seen == 0 { Fault::LoseAnswer } else { Fault::Pass })
+    })
+    .await;
+
+    let st = common::run_finished(&api, "mc", "lost", 60).await;
+    assert_eq!(lost.load(std::sync::atomic::Ordering::SeqCst), 2, "the claim sent twice: its answer lost, then again");
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!((run.attempt, run.result), (1, RunResult::Healthy), "{run:?}");
+    assert_eq!(st.history.len(), 1);
+    assert!(events(&client, &ns.name, "mc", "RunRetried").await.is_empty(), "no false interruption");
+    a.stop().await;
+}
+
+/// A finished run whose result the apiserver keeps refusing (503 through every retry of
+/// the write) is not taken for an interrupted one: a Warning `ResultNotRecorded` Event
+/// says what happened, the next attempt's `RunRetried` note says why it runs, and its
+/// result is recorded and counted once.
+#[tokio::test]
+async fn a_result_that_could_not_be_written_is_told_as_such() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "unwritten").await;
+    // The result of attempt 1 (a first attempt's report carries no attempt number).
+    let (api, a, refused) = behind_faulty_proxy(&client, &ns.name, "late", |request, _| {
+        let first_result =
+            request.contains("\"lastRun\"") && !request.contains("\"activeRun\"") && !request.contains("\"attempt\":2");
+        first_result.then_some(Fault::Refuse)
+    })
+    .await;
+
+    let st = common::run_finished(&api, "mc", "late", 180).await;
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!((run.attempt, run.result), (2, RunResult::Healthy), "{run:?}");
+    let unwritten = events(&client, &ns.name, "mc", "ResultNotRecorded").await;
+    assert_eq!(occurrences(&unwritten), 1);
+    assert!(unwritten[0].note.as_deref().unwrap_or_default().contains("503"), "{:?}", unwritten[0].note);
+    let retried = events(&client, &ns.name, "mc", "RunRetried").await;
+    let note = retried[0].note.clone().unwrap_or_default();
+    assert!(note.contains("its result could not be written") && !note.contains("stopped"), "{note}");
+    assert_eq!(a.runs(), 1, "counted once, when on record");
+    assert!(refused.load(std::sync::atomic::Ordering::SeqCst) > 1, "the write was retried before it was given up");
+    a.stop().await;
+}
+
+/// 300 MorningChecks due at once share 25 permits. The controller is killed halfway;
+/// the next one runs every MorningCheck: the claimed ones again, the queued ones for the
+/// first time. None is recorded as interrupted, and SIGTERM exits within the pod's grace.
+#[tokio::test]
+async fn three_hundred_due_at_once_survive_a_kill() {
+    const N: usize = 300;
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "many-due").await;
+    let _server = hanging_cluster(&client, &ns.name).await;
+    let api: Api<MorningCheck> = Api::namespaced(client.clone(), &ns.name);
+    for i in 0..N {
+        create(&client, &ns.name, &format!("mc-{i:03}"), hanging_spec(5), json!({"morningcheck.io/run-now": "go"}))
+            .await;
+    }
+    let finished = || async {
+        let list = api.list(&Default::default()).await.unwrap().items;
+        let statuses: Vec<MorningCheckStatus> = list.into_iter().map(|m| m.status.unwrap_or_default()).collect();
+        let done = statuses.iter().filter(|s| s.last_run_now_token.as_deref() == Some("go")).count();
+        (done, statuses)
+    };
+    let a = common::ControllerProcess::start(&ns.name, &["--max-concurrent-runs", "25"], "info");
+    eventually(120, "a quarter of the runs over", || async { (finished().await.0 >= N / 4).then_some(()) }).await;
+    let _ = a.stop();
+    let (at_kill, _) = finished().await;
+    assert!(at_kill < N, "the kill came while runs were still due ({at_kill} over)");
+
+    let b = common::ControllerProcess::start(&ns.name, &["--max-concurrent-runs", "25"], "info");
+    let statuses =
+        eventually(240, "every run over", || async { Some(finished().await).filter(|(d, _)| *d == N).map(|(_, s)| s) })
+            .await;
+    let mut retried = 0;
+    for st in &statuses {
+        let run = st.last_run.as_ref().unwrap();
+        assert_ne!(run.result, RunResult::Interrupted, "{run:?}");
+        assert_eq!(st.history.len(), 1, "one run each");
+        retried += usize::from(run.attempt == 2);
+    }
+    assert!(retried <= 25, "only runs holding a permit at the kill were claimed: {retried}");
+    let (took, logs) = b.terminate();
+    assert!(took < Duration::from_secs(30), "SIGTERM took {took:?}:\n{logs}");
+}
+
+/// The most targets the schema admits in every list (100 clusters, 100 Prometheus
+/// endpoints with long non-ASCII paths, 100 AWS targets of 40 regions each), every one
+/// failing: the result is written, under the status budget, and labelled Failed.
+#[tokio::test]
+async fn the_largest_spec_all_failing_is_written_under_budget() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "largest").await;
+    let path: String = "ü/".repeat(600);
+    let kubernetes: Vec<Value> = (0..100)
+        .map(|i| json!({"name": format!("cluster-{i:03}"), "kubeconfigSecretRef": {"name": format!("missing-{i}"), "key": "kubeconfig"}}))
+        .collect();
+    let prometheus: Vec<Value> = (0..100)
+        .map(|i| json!({"name": format!("prom-{i:03}"), "url": format!("http://127.0.0.1:9/{path}{i}")}))
+        .collect();
+    let regions: Vec<String> = (0..40).map(|r| format!("xx-test-{r}")).collect();
+    let aws: Vec<Value> = (0..100).map(|i| json!({"name": format!("aws-{i:03}"), "regions": regions})).collect();
+    let spec = json!({"schedule": "0 7 * * *", "timeoutSeconds": 60,
+        "targets": {"kubernetes": kubernetes, "prometheus": prometheus, "aws": aws}});
+    let api = create(&client, &ns.name, "mc", spec, json!({"morningcheck.io/run-now": "big"})).await;
+    // The tenant's default policy: AWS and loopback endpoints are refused, so every
+    // target fails without waiting on the network.
+    let a = Running::start_with(&ns.name, Arc::new(SystemClock), morningcheck::tenancy::Policy::default()).await;
+    let st = common::run_finished(&api, "mc", "big", 120).await;
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!(run.result, RunResult::Failed);
+    assert_eq!(run.targets.len() + run.omitted_targets as usize, 100 + 100 + 100 * 40, "every target counted");
+    assert!(run.omitted_targets > 0, "targets past the budget are counted, not listed");
+    let size = serde_json::to_vec(&st).unwrap().len();
+    assert!(size <= morningcheck::controller::status::STATUS_BUDGET, "status of {size} bytes");
+    assert_eq!(a.runs(), 1);
+    a.stop().await;
+}
+
+/// A run of 50 local-cluster targets works through a client of its own: its connections
+/// to the apiserver close when the run ends, leaving the controller's own (its watch).
+#[tokio::test]
+async fn a_runs_connections_to_the_apiserver_close_when_it_ends() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "conns").await;
+    let kubernetes: Vec<Value> = (0..50)
+        .map(|i| json!({"name": format!("local-{i:02}"), "namespaces": {"include": [ns.name]}, "checks": {"nodes": false}}))
+        .collect();
+    let api = create(
+        &client,
+        &ns.name,
+        "mc",
+        json!({"schedule": "0 7 * * *", "targets": {"kubernetes": kubernetes}}),
+        json!({}),
+    )
+    .await;
+    let port = url::Url::parse(&var("MC_KUBE_SERVER")).unwrap().port_or_known_default().unwrap();
+    let ctl = common::ControllerProcess::start(&ns.name, &[], "info");
+    status_where(&api, "mc", "reconciled", |s| condition(s, "Ready").is_some()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = common::connections_to(ctl.pid(), port);
+
+    annotate(&api, "mc", "morningcheck.io/run-now", "many").await;
+    let peak = std::cell::Cell::new(0);
+    eventually(120, "the run over", || async {
+        peak.set(peak.get().max(common::connections_to(ctl.pid(), port)));
+        let st = api.get("mc").await.ok()?.status?;
+        (st.last_run_now_token.as_deref() == Some("many")).then_some(())
+    })
+    .await;
+    let st = api.get("mc").await.unwrap().status.unwrap();
+    assert_eq!(st.last_run.as_ref().unwrap().result, RunResult::Healthy, "{:?}", st.last_run);
+    // The run's Events may have taken one more connection of the controller's own.
+    let after = eventually(30, "the run's connections closed", || async {
+        let n = common::connections_to(ctl.pid(), port);
+        (n <= idle + 1).then_some(n)
+    })
+    .await;
+    let peak = peak.get();
+    assert!(peak > after, "the run used connections of its own: idle {idle}, peak {peak}, after {after}");
 }
 
 /// A rollout during a run: SIGTERM makes the controller give its run the shutdown grace,
@@ -506,6 +743,7 @@ async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 struct Replica {
     child: Child,
     port: u16,
+    log: tempfile::NamedTempFile,
     _config: tempfile::NamedTempFile,
 }
 
@@ -514,6 +752,11 @@ impl Replica {
     /// port chosen here beforehand could be taken by a parallel test meanwhile), and reads
     /// the port from its log.
     fn start(ns: &str, identity: &str) -> Self {
+        Self::start_env(ns, identity, &[])
+    }
+
+    /// A replica with extra environment variables.
+    fn start_env(ns: &str, identity: &str, env: &[(&str, &str)]) -> Self {
         let log = tempfile::NamedTempFile::new().unwrap();
         let config = common::trusting_config(ns);
         let child = Command::new(binary())
@@ -524,12 +767,22 @@ impl Replica {
             .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
             .env("KUBECONFIG", var("MC_KUBECONFIG"))
             .env("RUST_LOG", "info,kube=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log.reopen().unwrap())
             .spawn()
             .expect("controller process");
         let port = common::serving_port(log.path(), identity);
-        Self { child, port, _config: config }
+        Self { child, port, log, _config: config }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     async fn get(&self, path: &str) -> Option<(u16, String)> {
@@ -604,6 +857,71 @@ async fn two_replicas_elect_one_leader_that_runs_each_slot_once() {
     assert!(ids.contains(&"run-now-after-failover"));
     let started = events(&client, &ns.name, "mc", "RunStarted").await;
     assert_eq!(occurrences(&started) as usize, ids.len(), "one RunStarted per run: {ids:?}");
+}
+
+/// Two replicas; the leader is killed in the middle of a run. The standby takes the lease
+/// over, runs the claimed run again as attempt 2 under its own claim, and posts once.
+#[tokio::test]
+async fn the_leader_killed_mid_run_hands_it_to_the_standby() {
+    let client = admin().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "ha-kill").await;
+    let (api, posts) = hanging_check_posting(&client, &ns.name, 8, "ha").await;
+    let mut replicas = vec![Replica::start(&ns.name, "replica-a"), Replica::start(&ns.name, "replica-b")];
+    let st = status_where(&api, "mc", "the first attempt running", |s| {
+        s.active_run.as_ref().is_some_and(|r| r.attempt == 1)
+    })
+    .await;
+    let leader = holder(&client, &ns.name).await.expect("a leader");
+    assert_eq!(st.claim.as_ref().map(|c| c.holder.as_str()), Some(leader.as_str()), "the leader claimed it");
+    let index = if leader == "replica-a" { 0 } else { 1 };
+    replicas.remove(index).kill();
+    let survivor = if leader == "replica-a" { "replica-b" } else { "replica-a" };
+
+    let st = common::run_finished(&api, "mc", "ha", 120).await;
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!((run.attempt, run.result), (2, RunResult::Failed), "{run:?}");
+    assert_eq!(st.claim.as_ref().map(|c| c.holder.as_str()), Some(survivor));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(posts.lock().unwrap().len(), 1, "exactly one digest");
+    assert_eq!(occurrences(&events(&client, &ns.name, "mc", "RunRetried").await), 1);
+    // The failed target is told in one warning line naming the MorningCheck and the target.
+    let logs = replicas[0].logs();
+    let warned: Vec<&str> = logs.lines().filter(|l| l.contains("target could not be fully checked")).collect();
+    assert_eq!(warned.len(), 1, "{logs}");
+    assert!(warned[0].contains("\"WARN\"") && warned[0].contains("\"target\":\"hanging\""), "{}", warned[0]);
+    assert!(warned[0].contains(&ns.name) && warned[0].contains("run-now-ha"), "{}", warned[0]);
+}
+
+/// A leader whose wall clock is 30 s off, behind or ahead, writes renewTimes that are
+/// far in the past or in the future. The standby judges the lease by whether it keeps
+/// changing, on its own clock, so it never takes over a leader that renews, and takes
+/// over within the lease once the leader is gone.
+#[tokio::test]
+async fn a_leader_with_a_wrong_clock_is_never_joined_by_a_second() {
+    let client = admin().await;
+    install_crd(&client).await;
+    for offset in ["-30", "30"] {
+        let ns = TestNamespace::new(&client, "skew").await;
+        let skewed = Replica::start_env(&ns.name, "skewed", &[("MORNINGCHECK_TEST_CLOCK_OFFSET_SECONDS", offset)]);
+        eventually(30, "the skewed replica leads", || async {
+            holder(&client, &ns.name).await.filter(|h| h == "skewed")
+        })
+        .await;
+        let standby = Replica::start(&ns.name, "standby");
+        // Three lease durations (6 s) of renewals with a renewTime 30 s off.
+        for _ in 0..36 {
+            assert_eq!(holder(&client, &ns.name).await.as_deref(), Some("skewed"), "clock {offset}s");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let logs = standby.logs();
+        assert!(!logs.contains("became leader"), "the standby acted while the leader renewed:\n{logs}");
+        skewed.kill();
+        eventually(30, "the standby takes over", || async {
+            holder(&client, &ns.name).await.filter(|h| h == "standby")
+        })
+        .await;
+    }
 }
 
 #[test]

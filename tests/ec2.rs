@@ -60,9 +60,9 @@ fn ctx_at(now: Timestamp, secs: u64, env: &[(&str, &str)]) -> RunContext {
         now,
         deadline: Instant::now() + Duration::from_secs(secs),
         secrets: SecretSource::Static { namespace: "default".into(), values: Arc::new(HashMap::new()) },
-        local: LocalCluster::Kubeconfig { default_context: None },
+        local: LocalCluster::kubeconfig(None),
         connect_timeout: None,
-        aws_env: Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        aws_env: morningcheck::collect::AwsEnv::vars(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
         grants: morningcheck::tenancy::Grants::unrestricted(),
         in_flight: morningcheck::collect::in_flight(morningcheck::collect::TARGETS_IN_FLIGHT),
     }

@@ -232,6 +232,11 @@ fn root_file_system_holds_the_binary_the_certificates_and_nonroot_alone() {
     assert!(certs > 100, "{certs} certificates in the bundle");
     let elf = std::fs::read(root.join("usr/local/bin/morningcheck")).unwrap();
     assert!(!has_interpreter(&elf), "the binary is statically linked: the image has no libc");
+    // Test hooks (a clock set off, a given AWS environment) are built for tests alone.
+    let hook = b"MORNINGCHECK_TEST_CLOCK_OFFSET_SECONDS";
+    assert!(!elf.windows(hook.len()).any(|w| w == hook), "the image's binary carries the test hooks");
+    let test_build = std::fs::read(common::binary()).unwrap();
+    assert!(test_build.windows(hook.len()).any(|w| w == hook), "the test build has the hook this looks for");
 }
 
 /// Whether an ELF64 file names a program interpreter (PT_INTERP), i.e. is dynamically linked.

@@ -43,9 +43,9 @@ fn ctx(secrets: &[(&str, &str, &str)]) -> RunContext {
         now: Timestamp::now(),
         deadline: Instant::now() + Duration::from_secs(60),
         secrets: SecretSource::Static { namespace: "mc".into(), values: Arc::new(values) },
-        local: LocalCluster::Kubeconfig { default_context: None },
+        local: LocalCluster::kubeconfig(None),
         connect_timeout: None,
-        aws_env: None,
+        aws_env: Default::default(),
         grants: morningcheck::tenancy::Grants::unrestricted(),
         in_flight: morningcheck::collect::in_flight(morningcheck::collect::TARGETS_IN_FLIGHT),
     }

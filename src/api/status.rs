@@ -40,6 +40,11 @@ pub struct MorningCheckStatus {
     /// slot twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_run: Option<ActiveRun>,
+    /// Who claimed the most recent run. Every later write of that run requires this claim
+    /// still to be here, so a controller that lost its claim (a deposed leader, a stalled
+    /// process) can never overwrite the record of the one that took over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
     /// The last run-now token whose run is over: its result is in `lastRun`, so
     /// `kubectl wait --for=jsonpath='{.status.lastRunNowToken}'=T` returns with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +110,18 @@ fn first_attempt() -> u32 {
 
 fn is_first(n: &u32) -> bool {
     *n <= 1
+}
+
+/// A controller's claim of a run: the fence of the run's status writes.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Claim {
+    /// Unique to one claim: no two claims, of any process, share it.
+    #[schemars(length(max = 64))]
+    pub id: String,
+    /// The controller that made it (its leader-election identity, the pod's name).
+    #[schemars(length(max = 253))]
+    pub holder: String,
 }
 
 /// What started a run.

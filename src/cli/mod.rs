@@ -280,9 +280,9 @@ pub async fn run_once(check: &MorningCheck, s: &Settings) -> RunReport {
         now,
         deadline: started.checked_add(Duration::from_secs(timeout)).unwrap_or(started + Duration::from_secs(3600)),
         secrets,
-        local: LocalCluster::Kubeconfig { default_context: None },
+        local: LocalCluster::kubeconfig(None),
         connect_timeout: s.connect_timeout.map(Duration::from_secs),
-        aws_env: None,
+        aws_env: crate::collect::AwsEnv::process(),
         grants: crate::tenancy::Grants::unrestricted(),
         in_flight: crate::collect::in_flight(crate::collect::TARGETS_IN_FLIGHT),
     };

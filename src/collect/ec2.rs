@@ -105,9 +105,7 @@ async fn shared_config(target: &AwsTarget, ctx: &RunContext, region: &str) -> Sd
         .region(Region::new(region.to_string()))
         .retry_config(retry_config())
         .timeout_config(timeout_config(ctx.deadline));
-    if let Some(env) = &ctx.aws_env {
-        loader = loader.env(env.iter().cloned().collect::<HashMap<String, String>>().into());
-    }
+    loader = ctx.aws_env.apply(loader);
     if let Some(url) = &target.endpoint_url {
         loader = loader.endpoint_url(url);
     }
@@ -144,7 +142,8 @@ async fn check_region(target: &AwsTarget, ctx: &RunContext, base: &SdkConfig, re
             error(ErrorTier::Unreachable, format!("region {region}: the run's deadline passed before EC2 answered"));
         out.errors.push(TargetError { scope: Some(region.to_string()), ..e });
     }
-    tracing::debug!(target = %name, facts = ?out.facts, errors = out.errors.len(), "ec2 region checked");
+    tracing::debug!(region, facts = ?out.facts, errors = out.errors.len(), "ec2 region checked");
+    super::log_errors(&out);
     out
 }
 

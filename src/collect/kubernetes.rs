@@ -77,8 +77,13 @@ async fn client_for(target: &KubernetesTarget, ctx: &RunContext) -> Result<Clien
     }
     match &ctx.local {
         LocalCluster::Client(c) => Ok(c.clone()),
-        LocalCluster::Kubeconfig { default_context } => {
+        LocalCluster::Kubeconfig { default_context, clients } => {
             let context = target.context.clone().or_else(|| default_context.clone());
+            // Held while the first target of a context builds its client: the others share it.
+            let mut clients = clients.lock().await;
+            if let Some(c) = clients.get(&context) {
+                return Ok(c.clone());
+            }
             let mut config = match &context {
                 Some(c) => {
                     let opts = KubeConfigOptions { context: Some(c.clone()), ..Default::default() };
@@ -91,7 +96,9 @@ async fn client_for(target: &KubernetesTarget, ctx: &RunContext) -> Result<Clien
                 None => Config::infer().await.map_err(|e| config_error(format!("no Kubernetes configuration: {e}")))?,
             };
             config.connect_timeout = Some(CONNECT_TIMEOUT);
-            Client::try_from(config).map_err(|e| kube_error(&e, "build client"))
+            let client = Client::try_from(config).map_err(|e| kube_error(&e, "build client"))?;
+            clients.insert(context, client.clone());
+            Ok(client)
         }
     }
 }

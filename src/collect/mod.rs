@@ -2,6 +2,7 @@
 //! [`TargetOutcome`]; it never fails as a whole, it reports errors by tier instead, so
 //! one broken target never hides the others.
 
+pub mod budget;
 pub mod ec2;
 pub mod kubernetes;
 pub mod outbound;
@@ -17,6 +18,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tracing::{Instrument, info_span};
 
 use crate::api::{Area, ErrorTier, MorningCheckSpec, SecretKeyRef, TargetError};
 use crate::evaluate::TargetOutcome;
@@ -88,8 +90,49 @@ pub enum LocalCluster {
     /// The controller's client for this MorningCheck: its namespace's ServiceAccount,
     /// impersonated, or the operator's own where the admin grants that.
     Client(kube::Client),
-    /// `morningcheck run`: kubeconfig contexts; `None` is the current context.
-    Kubeconfig { default_context: Option<String> },
+    /// `morningcheck run`: kubeconfig contexts; `None` is the current context. One client
+    /// per context, shared by the run's targets: see [`LocalCluster::kubeconfig`].
+    Kubeconfig { default_context: Option<String>, clients: Arc<tokio::sync::Mutex<ContextClients>> },
+}
+
+/// The clients of a run's kubeconfig contexts, by context name.
+pub type ContextClients = std::collections::HashMap<Option<String>, kube::Client>;
+
+impl LocalCluster {
+    /// Kubeconfig contexts, `default_context` (or the current one) for targets naming none.
+    pub fn kubeconfig(default_context: Option<String>) -> Self {
+        Self::Kubeconfig { default_context, clients: Arc::default() }
+    }
+}
+
+/// The environment the AWS credential chain reads: the process's own, or (built with the
+/// `test-hooks` feature, for tests only) a given set of variables.
+#[derive(Clone, Debug, Default)]
+pub struct AwsEnv {
+    #[cfg(feature = "test-hooks")]
+    vars: Option<Vec<(String, String)>>,
+}
+
+impl AwsEnv {
+    /// The process environment: what the controller and the CLI use.
+    pub fn process() -> Self {
+        Self::default()
+    }
+
+    /// These variables instead of the process environment.
+    #[cfg(feature = "test-hooks")]
+    pub fn vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self { vars: Some(vars.into_iter().collect()) }
+    }
+
+    /// The loader, reading this environment.
+    pub(crate) fn apply(&self, loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+        #[cfg(feature = "test-hooks")]
+        if let Some(vars) = &self.vars {
+            return loader.env(vars.iter().cloned().collect::<std::collections::HashMap<_, _>>().into());
+        }
+        loader
+    }
 }
 
 /// Everything a run's collectors share.
@@ -101,9 +144,8 @@ pub struct RunContext {
     pub local: LocalCluster,
     /// Overrides every Prometheus target's connect timeout (`morningcheck run --connect-timeout`).
     pub connect_timeout: Option<Duration>,
-    /// When set, the AWS credential chain and region settings read these variables instead
-    /// of the process environment (tests; the controller and CLI leave it unset).
-    pub aws_env: Option<Vec<(String, String)>>,
+    /// The environment the AWS credential chain and region settings read.
+    pub aws_env: AwsEnv,
     /// What the MorningCheck's namespace may use: checked before anything is sent.
     pub grants: crate::tenancy::Grants,
     /// Bounds the targets (and AWS regions) of the run checked at once: see [`in_flight`].
@@ -176,20 +218,38 @@ pub async fn collect_all(spec: &MorningCheckSpec, ctx: &RunContext) -> Vec<Targe
         .prometheus
         .iter()
         .map(|p| guard(&p.name, Area::Prometheus, ctx.deadline, limited(ctx, prometheus::check(p, ctx))));
-    let aws = t.aws.iter().map(|a| ec2::check(a, ctx));
+    let aws = t.aws.iter().map(|a| ec2::check(a, ctx).instrument(info_span!("target", target = %a.name)));
     let (k, p, a) = tokio::join!(join_all(kube), join_all(prom), join_all(aws));
     k.into_iter().chain(p).chain(a.into_iter().flatten()).collect()
 }
 
 /// Backstop for a collector that overruns the deadline: its target is reported as timed
 /// out instead of holding the run.
+///
+/// Every log line of the target's work (a client library's too) carries its name, in
+/// the run's span, which names the MorningCheck.
 async fn guard(name: &str, area: Area, deadline: Instant, fut: impl Future<Output = TargetOutcome>) -> TargetOutcome {
-    match tokio::time::timeout_at(deadline, fut).await {
+    let span = info_span!("target", target = %name);
+    let out = match tokio::time::timeout_at(deadline, fut).instrument(span.clone()).await {
         Ok(o) => o,
         Err(_) => TargetOutcome::failed(
             name,
             area,
             error(ErrorTier::Unreachable, "run deadline exceeded before the target answered"),
         ),
-    }
+    };
+    span.in_scope(|| log_errors(&out));
+    out
 }
+
+/// One warning line per target that had errors, its first error in short; all of them in
+/// full at debug.
+pub(crate) fn log_errors(out: &TargetOutcome) {
+    let Some(first) = out.errors.first() else { return };
+    let short = crate::clip::clip(&first.message, crate::clip::Limit::Chars(LOGGED_ERROR_CHARS));
+    tracing::warn!(tier = ?first.tier, errors = out.errors.len(), error = %short, "target could not be fully checked");
+    tracing::debug!(errors = ?out.errors, "target errors in full");
+}
+
+/// The first error of a target, as the warning line quotes it.
+const LOGGED_ERROR_CHARS: usize = 300;

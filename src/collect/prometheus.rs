@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use url::Url;
 
+use super::budget::{Budget, Held};
 use super::{RunContext, SecretSource, config_error, error, error_chain};
 use crate::api::{AlertFilter, Area, ErrorTier, Finding, PromQuery, PrometheusTarget, SecretKeyRef, TargetError};
 use crate::evaluate::TargetOutcome;
@@ -142,7 +143,7 @@ impl Prom {
             Ok(r) => r,
             Err(m) => return Part::failed(scope(), config_error(m)),
         };
-        let data: AlertsData = match self.fetch("api/v1/alerts", &[]).await {
+        let (data, _held): (AlertsData, _) = match self.fetch("api/v1/alerts", &[]).await {
             Ok(d) => d,
             Err(e) => return Part::failed(scope(), e),
         };
@@ -164,7 +165,7 @@ impl Prom {
         };
         let timeout = format!("{}s", self.read_timeout.as_secs());
         let params = [("query", resolved.query.as_str()), ("timeout", timeout.as_str())];
-        let data: QueryData = match self.fetch("api/v1/query", &params).await {
+        let (data, _held): (QueryData, _) = match self.fetch("api/v1/query", &params).await {
             Ok(d) => d,
             Err(e) => return Part::failed(scope(), e),
         };
@@ -174,8 +175,9 @@ impl Prom {
         }
     }
 
-    /// Calls one API path with retries and returns the answer's `data`.
-    async fn fetch<T: DeserializeOwned>(&self, path: &str, params: &[(&str, &str)]) -> Result<T, TargetError> {
+    /// Calls one API path with retries and returns the answer's `data`, with the memory
+    /// it holds in the process's [`Budget`] until it is dropped.
+    async fn fetch<T: DeserializeOwned>(&self, path: &str, params: &[(&str, &str)]) -> Result<(T, Held), TargetError> {
         let url = self.base.join(path).map_err(|e| config_error(format!("{path}: {e}")))?;
         let post = params.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>() > POST_ABOVE;
         retry(RetryPolicy::default(), self.deadline, |_| self.attempt(&url, params, post)).await
@@ -186,7 +188,7 @@ impl Prom {
         url: &Url,
         params: &[(&str, &str)],
         post: bool,
-    ) -> Attempt<T, TargetError> {
+    ) -> Attempt<(T, Held), TargetError> {
         let req =
             if post { self.client.post(url.clone()).form(params) } else { self.client.get(url.clone()).query(params) };
         let resp = match self.authorize(req).timeout(remaining(self.deadline)).send().await {
@@ -199,12 +201,15 @@ impl Prom {
         };
         let status = resp.status();
         let wait = retry_after(resp.headers());
-        match read_body(resp).await {
-            Ok(body) => answer(status, wait, &body),
+        let mut held = Budget::process().hold();
+        match read_body(resp, &mut held).await {
+            Ok(body) => match answer(status, wait, &body) {
+                Attempt::Done(data) => Attempt::Done((data, held)),
+                Attempt::Retry(e, wait) => Attempt::Retry(e, wait),
+                Attempt::Fail(e) => Attempt::Fail(e),
+            },
             Err(BodyError::Transport(e)) => Attempt::Fail(self.transport_error(e)),
-            Err(BodyError::TooLarge) => {
-                Attempt::Fail(error(ErrorTier::Api, format!("answer larger than {} MiB", MAX_BODY >> 20)))
-            }
+            Err(BodyError::TooLarge(why)) => Attempt::Fail(error(ErrorTier::Api, why)),
         }
     }
 
@@ -307,15 +312,18 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 enum BodyError {
     Transport(reqwest::Error),
-    TooLarge,
+    TooLarge(String),
 }
 
-async fn read_body(mut resp: Response) -> Result<Vec<u8>, BodyError> {
+/// Reads an answer, chunk by chunk into `held`: it stops at the first chunk past the
+/// answer bound or the memory budget, never buffering the rest.
+async fn read_body(mut resp: Response, held: &mut Held) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
         if body.len() + chunk.len() > MAX_BODY {
-            return Err(BodyError::TooLarge);
+            return Err(BodyError::TooLarge(format!("answer larger than {} MiB", MAX_BODY >> 20)));
         }
+        Budget::process().grow(held, chunk.len()).map_err(BodyError::TooLarge)?;
         body.extend_from_slice(&chunk);
     }
     Ok(body)
@@ -426,9 +434,9 @@ mod tests {
             now: jiff::Timestamp::now(),
             deadline: Instant::now() + Duration::from_secs(30),
             secrets: SecretSource::Static { namespace: "mc".into(), values: std::sync::Arc::new(values) },
-            local: super::super::LocalCluster::Kubeconfig { default_context: None },
+            local: super::super::LocalCluster::kubeconfig(None),
             connect_timeout,
-            aws_env: None,
+            aws_env: crate::collect::AwsEnv::process(),
             grants: crate::tenancy::Grants::unrestricted(),
             in_flight: crate::collect::in_flight(crate::collect::TARGETS_IN_FLIGHT),
         }

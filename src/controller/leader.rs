@@ -11,10 +11,9 @@
 //! compares `renewTime` with the local clock, which is why this module stays.) Every
 //! call to the apiserver has a timeout.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::PostParams;
@@ -22,7 +21,9 @@ use kube::{Api, Client};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-#[derive(Debug, Clone)]
+use crate::clock::Clock;
+
+#[derive(Clone)]
 pub struct LeaseConfig {
     pub namespace: String,
     pub name: String,
@@ -30,6 +31,8 @@ pub struct LeaseConfig {
     pub lease_duration: Duration,
     pub renew_deadline: Duration,
     pub retry_period: Duration,
+    /// The wall clock of the times written into the Lease (never used to judge it).
+    pub clock: Arc<dyn Clock>,
 }
 
 pub struct LeaderElector {
@@ -94,7 +97,7 @@ impl LeaderElector {
     }
 
     fn spec(&self, previous: Option<&LeaseSpec>, taking_over: bool) -> LeaseSpec {
-        let now = MicroTime(Timestamp::now());
+        let now = MicroTime(self.cfg.clock.now());
         let transitions = previous.and_then(|p| p.lease_transitions).unwrap_or(0);
         LeaseSpec {
             holder_identity: Some(self.cfg.identity.clone()),
@@ -228,6 +231,7 @@ mod tests {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+            clock: Arc::new(crate::clock::SystemClock),
         };
         let e = LeaderElector::new(client, cfg);
         let mut held = lease("b", "2020-01-01T00:00:00Z", 15);

@@ -7,6 +7,7 @@
 
 pub mod leader;
 mod run;
+pub mod runner;
 pub mod status;
 
 use std::sync::Arc;
@@ -22,11 +23,11 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
-use tokio::sync::Semaphore;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::{info, warn};
 
 use crate::api::{
-    ActiveRun, MorningCheck, MorningCheckStatus, NotificationOutcome, NotificationStatus, RUN_NOW_ANNOTATION,
+    ActiveRun, Claim, MorningCheck, MorningCheckStatus, NotificationOutcome, NotificationStatus, RUN_NOW_ANNOTATION,
     RunTrigger,
 };
 use crate::clip::{Limit, clip};
@@ -36,6 +37,7 @@ use crate::net::{Attempt, RetryPolicy, retry};
 use crate::schedule::{self, PlanInput};
 use crate::tenancy::{Grants, Identity, Policy};
 use crate::validate::validate;
+use runner::{Admission, Key, Runner};
 use status::{NOTIFIED, READY, SCHEDULED, set_condition};
 
 /// The field manager of every status write.
@@ -47,6 +49,12 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("MorningCheck {0} has no namespace")]
     MissingNamespace(String),
+    /// The apiserver did not answer within the write's deadline.
+    #[error("no answer from the apiserver within {0:?}")]
+    Timeout(Duration),
+    /// The run's claim is gone from the status: another controller took the run over.
+    #[error("the run's claim was taken over by {0:?}; this controller's result is dropped")]
+    Deposed(String),
 }
 
 impl Error {
@@ -55,6 +63,8 @@ impl Error {
             Error::Kube(kube::Error::Api(s)) if s.code == 409 => "Conflict",
             Error::Kube(_) => "KubeError",
             Error::MissingNamespace(_) => "MissingNamespace",
+            Error::Timeout(_) => "Timeout",
+            Error::Deposed(_) => "Deposed",
         }
     }
 }
@@ -75,8 +85,12 @@ pub struct Context {
     reporter: Reporter,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
-    /// Bounds the runs in progress across all MorningChecks.
-    pub run_permits: Arc<Semaphore>,
+    /// Runs claimed runs, at most `max_concurrent_runs` at once across all MorningChecks.
+    pub runner: Runner,
+    /// Who this controller is, in the claims it writes.
+    holder: String,
+    /// Makes each claim's id unique: this process's start, and a counter.
+    claims: (i128, AtomicU64),
     /// Targets one run checks at once.
     pub targets_in_flight: usize,
     /// Client for Slack webhooks.
@@ -92,7 +106,14 @@ impl Context {
         max_concurrent_runs: usize,
         instance: Option<String>,
     ) -> Result<Self, kube::Error> {
-        let client = Client::try_from(config.clone())?;
+        // The controller's own calls retry on their own terms, inside their own deadlines
+        // (status writes, the lease, the watch's backoff): the client's built-in retry of
+        // 429 and 503, for up to 15 times with waits growing to minutes, would hide the
+        // apiserver's answer and outlast them.
+        let mut own = config.clone();
+        own.default_retry = false;
+        let client = Client::try_from(own)?;
+        let holder = instance.clone().unwrap_or_else(|| MANAGER.into());
         let reporter = Reporter { controller: MANAGER.into(), instance };
         Ok(Self {
             recorder: Recorder::new(client.clone(), reporter.clone()),
@@ -103,7 +124,9 @@ impl Context {
             operator_namespace: "default".into(),
             clock,
             metrics,
-            run_permits: Arc::new(Semaphore::new(max_concurrent_runs.max(1))),
+            runner: Runner::new(max_concurrent_runs),
+            holder,
+            claims: (Timestamp::now().as_nanosecond(), AtomicU64::new(0)),
             targets_in_flight: crate::collect::TARGETS_IN_FLIGHT,
             http: crate::publish::slack::http_client(),
         })
@@ -122,19 +145,29 @@ impl Context {
         self
     }
 
+    /// A claim no other claim shares.
+    fn new_claim(&self) -> Claim {
+        let n = self.claims.1.fetch_add(1, Ordering::Relaxed);
+        Claim { id: format!("{:x}-{n}", self.claims.0), holder: self.holder.clone() }
+    }
+
     /// What a MorningCheck of `namespace` may use.
     fn grants(&self, namespace: &str, spec: &crate::api::MorningCheckSpec) -> Grants {
         self.policy.grants(namespace, &self.operator_namespace, spec)
     }
 
     /// The client a MorningCheck's local checks and Secret reads use: its ServiceAccount,
-    /// impersonated, or the operator's own client where the policy grants it.
+    /// impersonated, or the operator's own identity where the policy grants it. A client
+    /// of the run's own, shared by its targets: its connections close when the run ends.
     fn client_for(&self, identity: &Identity) -> Result<Client, kube::Error> {
-        let Some(user) = identity.user() else { return Ok(self.client.clone()) };
         let mut config = self.config.clone();
-        config.auth_info.impersonate = Some(user);
-        // The apiserver adds the ServiceAccount's own groups to an impersonated account.
-        config.auth_info.impersonate_groups = None;
+        // The checks keep the client's retry of 429 and 503: the run's deadline bounds it.
+        config.default_retry = true;
+        if let Some(user) = identity.user() {
+            config.auth_info.impersonate = Some(user);
+            // The apiserver adds the ServiceAccount's own groups to an impersonated account.
+            config.auth_info.impersonate_groups = None;
+        }
         Client::try_from(config)
     }
 
@@ -154,18 +187,25 @@ impl Context {
             action: action.into(),
             secondary: None,
         };
+        let reference = mc.object_ref(&());
         let published = match series {
-            Series::Fold => self.recorder.publish(&ev, &mc.object_ref(&())).await,
+            Series::Fold => tokio::time::timeout(EVENT_TIMEOUT, self.recorder.publish(&ev, &reference)).await,
             // A recorder of its own has nothing to fold the Event into.
             Series::Own => {
-                Recorder::new(self.client.clone(), self.reporter.clone()).publish(&ev, &mc.object_ref(&())).await
+                let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+                tokio::time::timeout(EVENT_TIMEOUT, recorder.publish(&ev, &reference)).await
             }
         };
-        if let Err(e) = published {
-            warn!(error = %e, reason, "could not publish event");
+        match published {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, reason, "could not publish event"),
+            Err(_) => warn!(reason, "could not publish event within {EVENT_TIMEOUT:?}"),
         }
     }
 }
+
+/// How long publishing one Event may take: an Event is never worth holding a run for.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most an Event's note holds: the Events API allows 1 kB.
 const EVENT_NOTE_BYTES: usize = 1000;
@@ -180,45 +220,112 @@ pub(crate) enum Series {
     Own,
 }
 
-/// Writes the whole status by server-side apply. With `resource_version`, the write only
-/// succeeds on that version of the object: two writers can never both claim a slot.
+/// What a status write requires of the object it replaces.
+#[derive(Clone, Copy, Debug)]
+enum Guard<'a> {
+    /// This version of the object: a write computed from a reconcile's (possibly stale)
+    /// copy gets a conflict and a fresh reconcile, never overwrites newer status.
+    Version(Option<&'a str>),
+    /// This version, for a write that records a new claim: a conflict after a lost answer
+    /// is recognised as our own write by the claim it left.
+    Claim(Option<&'a str>),
+    /// The run's own claim, still in the status: a run's later writes. A conflict reads
+    /// the object again and, while the claim is still ours, writes again on its version.
+    Fenced,
+}
+
+/// Writes the whole status by server-side apply, under `guard`.
 async fn apply_status(
     api: &Api<MorningCheck>,
     mc: &MorningCheck,
     st: &MorningCheckStatus,
-    resource_version: Option<&str>,
+    guard: Guard<'_>,
 ) -> Result<MorningCheck> {
     let mut st = st.clone();
     status::fit(&mut st);
     // Nothing a run held as a secret reaches the status, whichever path a message took.
-    let mut st = serde_json::to_value(&st).expect("a status always serializes");
-    crate::redact::scrub_json(&mut st);
-    let mut metadata = json!({ "name": mc.name_any() });
-    if let Some(rv) = resource_version {
+    let mut body = serde_json::to_value(&st).expect("a status always serializes");
+    crate::redact::scrub_json(&mut body);
+    let name = mc.name_any();
+    let mut version = match guard {
+        Guard::Version(rv) | Guard::Claim(rv) => rv.map(str::to_string),
+        Guard::Fenced => mc.resource_version(),
+    };
+    loop {
+        let conflict = match patch_status(api, &name, &body, version.as_deref()).await {
+            Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => Error::Kube(kube::Error::Api(s)),
+            other => return other,
+        };
+        let ours = |current: &MorningCheck| {
+            st.claim.is_some() && current.status.as_ref().and_then(|s| s.claim.as_ref()) == st.claim.as_ref()
+        };
+        match guard {
+            Guard::Version(_) => return Err(conflict),
+            Guard::Claim(_) => {
+                let current = get_fresh(api, &name).await?;
+                return if ours(&current) { Ok(current) } else { Err(conflict) };
+            }
+            Guard::Fenced => {
+                let current = get_fresh(api, &name).await?;
+                if !ours(&current) {
+                    let holder = current.status.and_then(|s| s.claim).map(|c| c.holder).unwrap_or_default();
+                    return Err(Error::Deposed(holder));
+                }
+                version = current.resource_version();
+            }
+        }
+    }
+}
+
+/// One server-side apply of the status, conditional on `version` when given.
+async fn patch_status(
+    api: &Api<MorningCheck>,
+    name: &str,
+    status: &serde_json::Value,
+    version: Option<&str>,
+) -> Result<MorningCheck> {
+    let mut metadata = json!({ "name": name });
+    if let Some(rv) = version {
         metadata["resourceVersion"] = json!(rv);
     }
     let patch = json!({
         "apiVersion": MorningCheck::api_version(&()),
         "kind": MorningCheck::kind(&()),
         "metadata": metadata,
-        "status": st,
+        "status": status,
     });
-    // Retried through a short apiserver outage, so a finished run's result is not lost.
+    let (params, patch) = (PatchParams::apply(MANAGER).force(), Patch::Apply(&patch));
+    through_outage(|| api.patch_status(name, &params, &patch)).await
+}
+
+/// The object as the apiserver has it now.
+async fn get_fresh(api: &Api<MorningCheck>, name: &str) -> Result<MorningCheck> {
+    through_outage(|| api.get(name)).await
+}
+
+/// One API call, retried through a short apiserver outage so a finished run's result is
+/// not lost, and never for longer than [`STATUS_WRITE_DEADLINE`] in all: the client's own
+/// retries of 429 and 503 would otherwise wait for minutes.
+async fn through_outage<T, F, Fut>(call: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
     let policy = RetryPolicy { base: Duration::from_millis(500), max: Duration::from_secs(5), attempts: 12 };
     let deadline = tokio::time::Instant::now() + STATUS_WRITE_DEADLINE;
-    let name = mc.name_any();
-    let written = retry(policy, deadline, |_| {
-        let (api, name, patch) = (api.clone(), name.clone(), patch.clone());
+    let done = retry(policy, deadline, |_| {
+        let call = tokio::time::timeout_at(deadline, call());
         async move {
-            match api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await {
-                Ok(mc) => Attempt::Done(mc),
-                Err(e) if crate::collect::kube_transient(&e) => Attempt::Retry(e, None),
-                Err(e) => Attempt::Fail(e),
+            match call.await {
+                Ok(Ok(v)) => Attempt::Done(v),
+                Ok(Err(e)) if crate::collect::kube_transient(&e) => Attempt::Retry(Error::Kube(e), None),
+                Ok(Err(e)) => Attempt::Fail(Error::Kube(e)),
+                Err(_) => Attempt::Fail(Error::Timeout(STATUS_WRITE_DEADLINE)),
             }
         }
     })
     .await?;
-    Ok(written)
+    Ok(done)
 }
 
 /// How long a status write keeps retrying through an apiserver outage.
@@ -243,6 +350,11 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
     let mut st = mc.status.clone().unwrap_or_default();
     let before = st.clone();
     ctx.metrics.observe_status(&mc);
+    let key = Key::new(&mc.name_any()).within(&ns);
+    // A run of it is in progress here: its end wakes the key, and reconcile goes on then.
+    if ctx.runner.busy(&key) {
+        return Ok(Action::await_change());
+    }
     st.observed_generation = generation;
     // Every write computed from this (possibly stale) copy is conditional on its version:
     // a stale copy gets a conflict and a fresh reconcile, never overwrites newer status.
@@ -257,8 +369,9 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
             let changed = set_condition(&mut st.conditions, READY, false, invalid.reason, &message, now, generation);
             st.next_schedule_time = None;
             st.next_run = None;
+            ctx.runner.release(&key);
             if st != before {
-                apply_status(&api, &mc, &st, rv.as_deref()).await?;
+                apply_status(&api, &mc, &st, Guard::Version(rv.as_deref())).await?;
             }
             if changed {
                 ctx.event(
@@ -277,7 +390,8 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
 
     // 2. A run a previous process left unfinished is run again (or, out of attempts or
     //    past its window, recorded); a Slack post it left in flight is never repeated.
-    let retry = recover(&mc, &schedule, &mut st, now, &mut notes);
+    let unwritten = ctx.runner.take_unwritten(&key);
+    let retry = recover(&mc, &schedule, &mut st, now, unwritten.as_deref(), &mut notes);
 
     // 3. Plan.
     let cursor =
@@ -330,7 +444,7 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
         missed(&mc, &mut st, slot, now, &mut notes);
     }
 
-    let token = mc.annotations().get(RUN_NOW_ANNOTATION).filter(|t| !t.is_empty()).cloned();
+    let token = run_now_token(&mc, &ctx).await;
     let trigger = match (retry, token, plan.run) {
         (Some(active), _, _) => Some(Trigger::Retry(active)),
         (None, Some(t), _) if !run_now_taken(&st, &t) => Some(Trigger::RunNow(t)),
@@ -338,8 +452,9 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
         _ => None,
     };
     let Some(trigger) = trigger else {
+        ctx.runner.release(&key);
         if st != before {
-            apply_status(&api, &mc, &st, rv.as_deref()).await?;
+            apply_status(&api, &mc, &st, Guard::Version(rv.as_deref())).await?;
             publish(&mc, &ctx, notes).await;
         }
         return Ok(requeue(plan.next, now));
@@ -348,16 +463,31 @@ pub async fn reconcile(mc: Arc<MorningCheck>, ctx: Arc<Context>) -> Result<Actio
         info!(skipped = plan.skipped, "older missed slots skipped; only the most recent runs");
     }
 
-    // 4. Wait for a run permit, then claim the slot before any work: a queued run holds no
-    //    claim, so a restart finds it still due; a claimed one is run again after a restart.
-    let Ok(permit) = ctx.run_permits.clone().acquire_owned().await else { return Ok(Action::await_change()) };
-    let active = claim(&mut st, &trigger, ctx.clock.now());
-    let claimed = apply_status(&api, &mc, &st, rv.as_deref()).await?;
+    // 4. A run permit first, then the claim, before any work: a queued run holds no claim,
+    //    so a restart finds it still due; a claimed one is run again after a restart. A
+    //    queued key writes nothing: it is woken, and reconciled afresh, once a permit is its.
+    let permit = match ctx.runner.admit(&key) {
+        Admission::Run(permit) => permit,
+        Admission::Queued | Admission::Closed => return Ok(Action::await_change()),
+    };
+    let active = claim(&mut st, &trigger, ctx.clock.now(), ctx.new_claim());
+    let claimed = match apply_status(&api, &mc, &st, Guard::Claim(rv.as_deref())).await {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            ctx.runner.hold(key, permit);
+            return Err(e);
+        }
+    };
     publish(&mc, &ctx, notes).await;
-    run::execute(&api, &claimed, &ctx, active, st).await?;
-    drop(permit);
-    // A run-now and a due slot at the same time: the slot runs right after.
-    Ok(Action::requeue(Duration::from_millis(500)))
+    // 5. The run works in the runner; its end wakes the key, whose next reconcile plans
+    //    the next slot (or runs a run-now that came in meanwhile).
+    let run_ctx = ctx.clone();
+    ctx.runner.spawn(key.clone(), permit, async move {
+        if let Err(e) = run::execute(&api, &claimed, &run_ctx, active, st).await {
+            run::failed(&claimed, &run_ctx, key, e).await;
+        }
+    });
+    Ok(Action::await_change())
 }
 
 fn requeue(next: Option<Timestamp>, now: Timestamp) -> Action {
@@ -368,13 +498,31 @@ fn requeue(next: Option<Timestamp>, now: Timestamp) -> Action {
     }
 }
 
+/// The run-now annotation's token, if it asks for a run. The status keeps the token, so
+/// one longer than [`RUN_NOW_TOKEN_BYTES`] is refused with a Warning Event, never run.
+async fn run_now_token(mc: &MorningCheck, ctx: &Context) -> Option<String> {
+    let token = mc.annotations().get(RUN_NOW_ANNOTATION).filter(|t| !t.is_empty())?;
+    if token.len() <= RUN_NOW_TOKEN_BYTES {
+        return Some(token.clone());
+    }
+    let note = format!(
+        "annotation {RUN_NOW_ANNOTATION} is {} bytes, more than {RUN_NOW_TOKEN_BYTES}: no run; use a short token such as $(date +%s)",
+        token.len()
+    );
+    ctx.event(mc, Series::Fold, EventType::Warning, "InvalidRunNow", "Validate", note).await;
+    None
+}
+
+/// The longest run-now token acted on.
+pub const RUN_NOW_TOKEN_BYTES: usize = 128;
+
 /// Whether a run-now token has been acted on: its run is over, or in progress.
 fn run_now_taken(st: &MorningCheckStatus, token: &str) -> bool {
     st.last_run_now_token.as_deref() == Some(token)
         || st.active_run.as_ref().and_then(|a| a.run_now_token.as_deref()) == Some(token)
 }
 
-fn claim(st: &mut MorningCheckStatus, trigger: &Trigger, now: Timestamp) -> ActiveRun {
+fn claim(st: &mut MorningCheckStatus, trigger: &Trigger, now: Timestamp, claim: Claim) -> ActiveRun {
     let active = match trigger {
         Trigger::Schedule(slot) => {
             st.last_schedule_time = Some(Time(*slot));
@@ -400,6 +548,7 @@ fn claim(st: &mut MorningCheckStatus, trigger: &Trigger, now: Timestamp) -> Acti
         }
     };
     st.active_run = Some(active.clone());
+    st.claim = Some(claim);
     active
 }
 
@@ -443,15 +592,25 @@ fn recover(
     schedule: &crate::schedule::Schedule,
     st: &mut MorningCheckStatus,
     now: Timestamp,
+    unwritten: Option<&str>,
     notes: &mut Vec<Note>,
 ) -> Option<ActiveRun> {
     let mut retry = None;
     if let Some(active) = st.active_run.take() {
+        // In this process a run that ended without its result written says so; otherwise
+        // the process that ran it is gone.
+        let (cause, reason) = match unwritten {
+            Some(e) => (format!("its result could not be written: {e}"), "ResultNotRecorded"),
+            None => (
+                "the controller running it stopped, restarted or lost its leadership first".to_string(),
+                "RunInterrupted",
+            ),
+        };
         let next_slot = schedule.next_after(active.slot.0);
         match status::recovery(&active, mc.spec.starting_deadline_seconds, next_slot, now) {
             status::Recovery::Retry => {
                 let msg = format!(
-                    "run {} (slot {}) was stopped by a controller restart during attempt {}; running it again as attempt {} of {}",
+                    "run {} (slot {}) did not finish attempt {}: {cause}; running it again as attempt {} of {}",
                     active.run_id,
                     active.slot.0,
                     active.attempt,
@@ -471,18 +630,10 @@ fn recover(
                 status::push_history(st, status::record_of(&report), mc.spec.history_limit);
                 st.last_run = Some(report);
                 let msg = format!(
-                    "run {} (slot {}) was interrupted: the controller stopped while it was in progress; not run again {why}",
+                    "run {} (slot {}) did not finish: {cause}; not run again {why}",
                     active.run_id, active.slot.0
                 );
-                set_condition(
-                    &mut st.conditions,
-                    status::HEALTHY,
-                    false,
-                    "RunInterrupted",
-                    &msg,
-                    now,
-                    mc.metadata.generation,
-                );
+                set_condition(&mut st.conditions, status::HEALTHY, false, reason, &msg, now, mc.metadata.generation);
                 notes.push(Note { series: Series::Own, reason: "RunFailed", action: "Run", text: msg });
             }
         }
@@ -534,21 +685,27 @@ pub async fn run(
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    let controller = Controller::new(api, watcher::Config::default().any_semantic())
+    let mut controller = Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().debounce(Duration::from_millis(200)))
         .graceful_shutdown_on(shutdown);
-    // A deleted MorningCheck is never reconciled again: its series go when it leaves the cache.
+    // The runner wakes a key when a permit is its, and when its run ends.
+    if let Some(woken) = ctx.runner.woken() {
+        controller = controller.reconcile_on(woken);
+    }
+    // A deleted MorningCheck is never reconciled again: its series, and a permit granted
+    // to it, go when it leaves the cache.
     let store = controller.store();
-    let metrics = ctx.metrics.clone();
+    let forgetting = ctx.clone();
     let forget_deleted = async move {
         loop {
             tokio::time::sleep(Duration::from_secs(15)).await;
-            metrics.retain(|ns, name| store.get(&ObjectRef::new(name).within(ns)).is_some());
+            forgetting.metrics.retain(|ns, name| store.get(&ObjectRef::new(name).within(ns)).is_some());
+            forgetting.runner.retain(|key| store.get(key).is_some());
         }
     };
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
     info!("controller started");
-    let reconciling = controller.run(reconcile, error_policy, ctx).for_each(|r| async move {
+    let reconciling = controller.run(reconcile, error_policy, ctx.clone()).for_each(|r| async move {
         if let Err(e) = r {
             tracing::debug!(error = %e, "reconcile loop");
         }
@@ -557,5 +714,7 @@ pub async fn run(
         () = reconciling => {}
         () = forget_deleted => {}
     }
+    // Stopped taking runs; the runs in progress finish (the caller bounds how long).
+    ctx.runner.finish().await;
     info!("controller stopped");
 }

@@ -7,10 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use tokio::time::Instant;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, error, info, info_span, warn};
 
+use super::runner::Key;
 use super::status::{self, HEALTHY, NOTIFIED, SCHEDULED, set_condition};
-use super::{Context, Result, Series, apply_status};
+use super::{Context, Guard, Result, Series, apply_status};
 use crate::api::{
     ActiveRun, MorningCheck, MorningCheckStatus, NotificationOutcome as Outcome, NotificationStatus, RunReport,
     RunResult, SlackSpec,
@@ -64,7 +65,7 @@ async fn run_inner(
         secrets: SecretSource::Kubernetes { client: client.clone(), namespace: ns.clone() },
         local: LocalCluster::Client(client),
         connect_timeout: None,
-        aws_env: None,
+        aws_env: crate::collect::AwsEnv::process(),
         grants,
         in_flight: crate::collect::in_flight(ctx.targets_in_flight),
     };
@@ -83,7 +84,6 @@ async fn run_inner(
     };
     let (mut report, known) = build_report(meta, outcomes, previous);
     report.attempt = active.attempt;
-    ctx.metrics.observe_run(&report);
     info!(result = ?report.result, findings = report.counts.total, seconds = report.duration_seconds, "run finished");
 
     record(mc, &mut st, &report, finished);
@@ -98,7 +98,10 @@ async fn run_inner(
         Post::NoSlack => {}
     }
     st.last_run = Some(report.clone());
-    let written = apply_status(api, mc, &st, None).await?;
+    // Fenced by the run's claim: a controller that lost it writes nothing, posts nothing.
+    let written = apply_status(api, mc, &st, Guard::Fenced).await?;
+    // Counted once its result is on record, so the metrics say what the status says.
+    ctx.metrics.observe_run(&report);
     ctx.metrics.observe_status(&written);
     announce(mc, ctx, &report).await;
 
@@ -116,9 +119,32 @@ async fn run_inner(
             ctx.event(mc, Series::Own, EventType::Warning, "SlackDeliveryFailed", "Notify", msg).await;
         }
         st.notification = Some(outcome);
-        apply_status(api, mc, &st, None).await?;
+        apply_status(api, &written, &st, Guard::Fenced).await?;
     }
     Ok(())
+}
+
+/// A run that could not finish its writes. Deposed: another controller has the run, and
+/// this one keeps out of its way. Otherwise the run's claim stays in the status, so the
+/// run is run again, and this process remembers why for that attempt's note.
+pub(super) async fn failed(mc: &MorningCheck, ctx: &Context, key: Key, error: super::Error) {
+    let (ns, name) = (mc.namespace().unwrap_or_default(), mc.name_any());
+    if let super::Error::Deposed(holder) = &error {
+        warn!(namespace = %ns, %name, %holder, "another controller took the run over; this one stops");
+        return;
+    }
+    let why = crate::evaluate::error_chain(&error);
+    error!(namespace = %ns, %name, error = %why, "the run's result could not be written");
+    ctx.event(
+        mc,
+        Series::Own,
+        EventType::Warning,
+        "ResultNotRecorded",
+        "Run",
+        format!("the run's result could not be written: {why}"),
+    )
+    .await;
+    ctx.runner.unwritten(key, why);
 }
 
 fn notification(run_id: &str, outcome: Outcome, message: Option<String>, at: Timestamp) -> NotificationStatus {

@@ -31,7 +31,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::IgnoredAny;
 
 use super::finding;
 use crate::api::{AlertFilter, Direction, Finding, LabelMatcher, PromQuery, QueryPreset, Severity, Unit};
@@ -301,23 +301,28 @@ pub fn resolve(q: &PromQuery) -> Result<ResolvedQuery, String> {
     Ok(r)
 }
 
-/// The `data` of `/api/v1/query`.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase")]
-pub struct QueryData {
-    pub result_type: String,
-    #[serde(default)]
-    pub result: Value,
+/// The `data` of `/api/v1/query`, parsed once, straight into its samples: `resultType`
+/// comes first in Prometheus' answers, so nothing is buffered or copied on the way.
+#[derive(Deserialize, Debug)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+pub enum QueryData {
+    Vector(Vec<Sample>),
+    Scalar((IgnoredAny, String)),
+    Matrix(IgnoredAny),
+    String(IgnoredAny),
 }
 
 /// One series of an instant vector; native histograms carry no `value` and are skipped.
-#[derive(Deserialize, Debug, Clone)]
-struct Sample {
+#[derive(Deserialize, Debug)]
+pub struct Sample {
     #[serde(default)]
     metric: BTreeMap<String, String>,
     #[serde(default)]
-    value: Option<(Value, String)>,
+    value: Option<(IgnoredAny, String)>,
 }
+
+/// The labels of a scalar.
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 
 /// What one query amounts to.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -329,24 +334,19 @@ pub struct QueryOutcome {
 
 /// Compares every series of an answer with the query's thresholds.
 pub fn query_findings(q: &ResolvedQuery, data: &QueryData) -> Result<QueryOutcome, String> {
-    let series: Vec<(BTreeMap<String, String>, String)> = match data.result_type.as_str() {
-        "vector" => {
-            let samples: Vec<Sample> =
-                serde_json::from_value(data.result.clone()).map_err(|e| format!("unexpected vector result: {e}"))?;
-            samples.into_iter().filter_map(|s| s.value.map(|(_, v)| (s.metric, v))).collect()
+    let series: Vec<(&BTreeMap<String, String>, &str)> = match data {
+        QueryData::Vector(samples) => {
+            samples.iter().filter_map(|s| s.value.as_ref().map(|(_, v)| (&s.metric, v.as_str()))).collect()
         }
-        "scalar" => {
-            let (_, v): (Value, String) =
-                serde_json::from_value(data.result.clone()).map_err(|e| format!("unexpected scalar result: {e}"))?;
-            vec![(BTreeMap::new(), v)]
-        }
-        other => {
-            return Err(format!("the query returns a {other}; thresholds need an instant vector or a scalar"));
+        QueryData::Scalar((_, v)) => vec![(&NO_LABELS, v.as_str())],
+        QueryData::Matrix(_) | QueryData::String(_) => {
+            let kind = if matches!(data, QueryData::Matrix(_)) { "matrix" } else { "string" };
+            return Err(format!("the query returns a {kind}; thresholds need an instant vector or a scalar"));
         }
     };
     let mut out = QueryOutcome { series: series.len() as u64, ..Default::default() };
     let mut findings = Vec::new();
-    for (labels, raw) in &series {
+    for &(labels, raw) in &series {
         let v = parse_value(raw).ok_or_else(|| format!("sample value {raw:?} is not a number"))?;
         if let Some(f) = series_finding(q, labels, v) {
             findings.push(f);
@@ -488,7 +488,7 @@ fn seconds(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -589,7 +589,11 @@ mod tests {
     fn vector(series: &[(&[(&str, &str)], &str)]) -> QueryData {
         let result: Vec<Value> =
             series.iter().map(|(l, v)| json!({"metric": labels(l), "value": [1700000000.5, v]})).collect();
-        QueryData { result_type: "vector".into(), result: Value::Array(result) }
+        answer("vector", Value::Array(result))
+    }
+
+    fn answer(result_type: &str, result: Value) -> QueryData {
+        serde_json::from_value(json!({"resultType": result_type, "result": result})).unwrap()
     }
 
     fn query(v: Value) -> ResolvedQuery {
@@ -644,7 +648,7 @@ mod tests {
                 ),
             ]
         );
-        let empty = QueryData { result_type: "vector".into(), result: json!([]) };
+        let empty = answer("vector", json!([]));
         assert_eq!(query_findings(&q, &empty).unwrap(), QueryOutcome::default());
         let up = query(json!({"name": "inf", "query": "x", "warning": 1e300}));
         let out = query_findings(&up, &vector(&[(&[], "+Inf")])).unwrap();
@@ -657,18 +661,18 @@ mod tests {
     #[test]
     fn scalars_and_other_result_types() {
         let q = query(json!({"name": "lag", "query": "x", "warning": 60, "unit": "seconds"}));
-        let scalar = QueryData { result_type: "scalar".into(), result: json!([1700000000, "123"]) };
+        let scalar = answer("scalar", json!([1700000000, "123"]));
         let out = query_findings(&q, &scalar).unwrap();
         assert_eq!(
             objects(&out.findings),
             [(Severity::Warning, "lag", "value 2m03s is above the warning threshold of 1m00s")]
         );
-        let matrix = QueryData { result_type: "matrix".into(), result: json!([]) };
+        let matrix = answer("matrix", json!([]));
         assert_eq!(
             query_findings(&q, &matrix).unwrap_err(),
             "the query returns a matrix; thresholds need an instant vector or a scalar"
         );
-        let bad = QueryData { result_type: "scalar".into(), result: json!([1, "fast"]) };
+        let bad = answer("scalar", json!([1, "fast"]));
         assert_eq!(query_findings(&q, &bad).unwrap_err(), "sample value \"fast\" is not a number");
     }
 

@@ -83,7 +83,7 @@ pub fn run_context(client: &Client, ns: &str, now: jiff::Timestamp) -> morningch
         secrets: SecretSource::Kubernetes { client: client.clone(), namespace: ns.to_string() },
         local: LocalCluster::Client(client.clone()),
         connect_timeout: None,
-        aws_env: None,
+        aws_env: Default::default(),
         grants: morningcheck::tenancy::Grants::unrestricted(),
         in_flight: morningcheck::collect::in_flight(morningcheck::collect::TARGETS_IN_FLIGHT),
     }
@@ -214,6 +214,7 @@ pub fn serving_port(log: &std::path::Path, who: &str) -> u16 {
 pub struct Running {
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<()>,
+    ctx: Arc<Context>,
     pub metrics: Metrics,
 }
 
@@ -225,9 +226,14 @@ impl Running {
 
     /// A controller as admin, with the tenancy policy `policy`, watching `ns`.
     pub async fn start_with(ns: &str, clock: Arc<dyn Clock>, policy: Policy) -> Self {
+        Self::start_on(config_as("admin").await, ns, clock, policy).await
+    }
+
+    /// A controller with the client configuration `config`.
+    pub async fn start_on(config: Config, ns: &str, clock: Arc<dyn Clock>, policy: Policy) -> Self {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
-        let ctx = Context::new(config_as("admin").await, clock, metrics.clone(), 4, Some("test".into()))
+        let ctx = Context::new(config, clock, metrics.clone(), 4, Some("test".into()))
             .expect("context")
             .with_policy(policy, "morningcheck-system");
         let ctx = Arc::new(ctx);
@@ -235,9 +241,13 @@ impl Running {
         let shutdown = async move {
             let _ = rx.await;
         };
-        let handle =
-            tokio::spawn(controller::run(ctx, Some(ns.to_string()), shutdown, Arc::new(AtomicBool::new(false))));
-        Self { stop: Some(tx), handle, metrics }
+        let handle = tokio::spawn(controller::run(
+            ctx.clone(),
+            Some(ns.to_string()),
+            shutdown,
+            Arc::new(AtomicBool::new(false)),
+        ));
+        Self { stop: Some(tx), handle, ctx, metrics }
     }
 
     pub async fn stop(mut self) {
@@ -248,6 +258,7 @@ impl Running {
     /// Kills the controller where it stands, as a SIGKILL would.
     pub fn kill(self) {
         self.handle.abort();
+        self.ctx.runner.abort();
     }
 
     pub fn reconciles(&self) -> u64 {
@@ -349,6 +360,10 @@ impl ControllerProcess {
         Self { child, log, _config: config }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The port of its /metrics, /healthz and /readyz.
     pub fn port(&self) -> u16 {
         serving_port(self.log.path(), "the controller")
@@ -413,4 +428,145 @@ pub fn counting_listener(path: &str, response: &'static str) -> (String, Arc<std
         }
     });
     (url, count)
+}
+
+/// What a [`faulty_proxy`] does with one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward it, and its answer back.
+    Pass,
+    /// Forward it, then close the connection before its answer: the write happens, the
+    /// client never learns it did.
+    LoseAnswer,
+    /// Answer 503 without forwarding it, as an apiserver that is going away.
+    Refuse,
+}
+
+/// A plain-HTTP door to the test apiserver: each request (head and body, as text) is
+/// shown to `decide`, then forwarded over TLS, its answer lost, or refused.
+pub struct FaultyProxy {
+    pub url: String,
+}
+
+pub async fn faulty_proxy(decide: impl Fn(&str) -> Fault + Send + Sync + 'static) -> FaultyProxy {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    morningcheck::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(var("MC_KUBE_CA")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth());
+    let server = url::Url::parse(&var("MC_KUBE_SERVER")).unwrap();
+    let (host, port) = (server.host_str().unwrap().to_string(), server.port_or_known_default().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let decide = Arc::new(decide);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (tls, host, decide) = (tls.clone(), host.clone(), decide.clone());
+            tokio::spawn(async move {
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.unwrap();
+                let name = rustls::pki_types::ServerName::try_from(host.clone()).unwrap();
+                let Ok(upstream) = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await else { return };
+                let (mut up_read, mut up_write) = tokio::io::split(upstream);
+                let (down_read, down_write) = client.into_split();
+                let down_write = Arc::new(tokio::sync::Mutex::new(down_write));
+                // Answers stream back as they come; HTTP/1.1 sends the next request only once
+                // the last answer is in, so a refusal never lands inside another answer.
+                let back = down_write.clone();
+                let (lost_tx, mut lost_rx) = tokio::sync::mpsc::channel::<()>(1);
+                let downward = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = tokio::select! {
+                            n = up_read.read(&mut buf) => match n { Ok(0) | Err(_) => return, Ok(n) => n },
+                            _ = lost_rx.recv() => {
+                                // Let the apiserver take the request in, then hang up.
+                                let _ = tokio::time::timeout(Duration::from_secs(10), up_read.read(&mut buf)).await;
+                                let _ = back.lock().await.shutdown().await;
+                                return;
+                            }
+                        };
+                        if back.lock().await.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut reader = tokio::io::BufReader::new(down_read);
+                loop {
+                    // One request: its head, then a body of Content-Length bytes.
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match reader.read_until(b'\n', &mut head).await {
+                            Ok(0) | Err(_) => {
+                                downward.abort();
+                                return;
+                            }
+                            Ok(_) => {}
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).to_string();
+                    let length = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).await.is_err() {
+                        downward.abort();
+                        return;
+                    }
+                    let request = format!("{text}{}", String::from_utf8_lossy(&body));
+                    match decide(&request) {
+                        Fault::Refuse => {
+                            let answer = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"refused by the test proxy","reason":"ServiceUnavailable","code":503}"#;
+                            let reply = format!(
+                                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                                answer.len()
+                            );
+                            if down_write.lock().await.write_all(reply.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        fault => {
+                            if up_write.write_all(&head).await.is_err() || up_write.write_all(&body).await.is_err() {
+                                return;
+                            }
+                            if fault == Fault::LoseAnswer {
+                                let _ = lost_tx.send(()).await;
+                                let _ = downward.await;
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    FaultyProxy { url }
+}
+
+/// Established TCP connections of process `pid` to port `port` (read off /proc).
+pub fn connections_to(pid: u32, port: u16) -> usize {
+    let sockets: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.flatten().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+        .collect();
+    let mut n = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table).unwrap_or_default().lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = f.get(2).and_then(|a| a.rsplit(':').next()).and_then(|p| u16::from_str_radix(p, 16).ok());
+            if f.get(3) == Some(&"01") && remote_port == Some(port) && f.get(9).is_some_and(|i| sockets.contains(*i)) {
+                n += 1;
+            }
+        }
+    }
+    n
 }
