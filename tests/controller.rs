@@ -97,11 +97,13 @@ async fn printer_columns_and_field_docs() {
 
     let table = kubectl(&["get", "mc", "-n", &ns.name]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "SCHEDULE", "RESULT", "FINDINGS", "LAST", "RUN", "STATUS", "AGE"]);
+    assert_eq!(
+        header,
+        ["NAME", "READY", "SCHEDULE", "RESULT", "UNCHECKED", "FINDINGS", "LAST", "RUN", "STATUS", "AGE"]
+    );
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..7], ["daily", "True", "0", "7", "*", "*", "*"]);
-    assert_eq!(row[7], "Healthy");
-    assert_eq!(row[8], "0");
+    assert_eq!(&row[7..10], ["Healthy", "0", "0"], "result, unchecked targets, findings: {table}");
     // STATUS is the Ready message; NEXT RUN (wide) names the same slot in the same words.
     let line = table.lines().nth(1).unwrap();
     assert!(line.contains("next run at ") && line.contains(" 07:00 UTC"), "{table}");
@@ -563,7 +565,7 @@ async fn the_largest_spec_all_failing_is_written_under_budget() {
     let a = Running::start_with(&ns.name, Arc::new(SystemClock), morningcheck::tenancy::Policy::default()).await;
     let st = common::run_finished(&api, "mc", "big", 120).await;
     let run = st.last_run.as_ref().unwrap();
-    assert_eq!(run.result, RunResult::Failed);
+    assert_eq!((run.result, run.unchecked_targets), (RunResult::Failed, 4200), "nothing could be checked");
     assert_eq!(run.targets.len() + run.omitted_targets as usize, 100 + 100 + 100 * 40, "every target counted");
     assert!(run.omitted_targets > 0, "targets past the budget are counted, not listed");
     let size = serde_json::to_vec(&st).unwrap().len();
@@ -716,7 +718,7 @@ async fn waiting_for_a_run_now_token_returns_with_its_result() {
     assert!(out.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&out.stderr));
     let st = api.get("mc").await.unwrap().status.unwrap();
     let run = st.last_run.as_ref().unwrap();
-    assert_eq!((run.run_id.as_str(), run.result), ("run-now-slow", RunResult::Failed));
+    assert_eq!((run.run_id.as_str(), run.incomplete, run.unchecked_targets), ("run-now-slow", true, 1));
     assert!(run.duration_seconds >= 7.0, "{}", run.duration_seconds);
     assert_eq!(st.active_run, None);
     assert_eq!(ctl.runs(), 1);

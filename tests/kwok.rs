@@ -16,7 +16,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use morningcheck::api::{Finding, KubernetesTarget, Severity};
+use morningcheck::api::{Finding, KubernetesTarget, RunResult, Severity};
 use morningcheck::collect::{RunContext, kubernetes};
 use serde_json::{Value, json};
 
@@ -392,4 +392,55 @@ async fn warning_events_written_by_the_scheduler() {
     assert!(pending.message.contains("Unschedulable: 0/"), "{}", pending.message);
     let event = findings.iter().find(|f| f.check == "EventFailedScheduling").unwrap();
     assert!(event.message.contains("didn't match Pod's node affinity/selector"), "{}", event.message);
+}
+
+/// Three crashlooping pods and an unreachable Prometheus: the run is Critical and says it
+/// is incomplete; the failed target never hides the critical findings, the mention fires,
+/// and the digest's header tells both.
+#[tokio::test]
+async fn a_critical_finding_is_never_hidden_by_an_unchecked_target() {
+    let client = admin().await;
+    common::install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "severity").await;
+    let n = ns.name.as_str();
+    for name in ["crash-a", "crash-b", "crash-c"] {
+        create::<Pod>(&client, n, pod(name, Some("crashloop"), json!({}), containers("app"))).await;
+    }
+    for name in ["crash-a", "crash-b", "crash-c"] {
+        pod_reaches(&client, n, name, "CrashLoopBackOff", |s| waiting_reason(s) == Some("CrashLoopBackOff")).await;
+    }
+    let (webhook, posts) = common::chart::slack_receiver("severity");
+    common::chart::create_webhook_secret(&client, n, &webhook).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let spec = json!({"schedule": "0 7 * * *", "timeoutSeconds": 30, "targets": {
+        "kubernetes": [{"name": "local", "namespaces": {"include": [n]}, "checks": {"nodes": false, "events": false}}],
+        "prometheus": [{"name": "prom", "url": format!("http://127.0.0.1:{dead}")}]},
+        "slack": {"webhookSecretRef": {"name": "slack-webhook", "key": "url"}, "notify": "OnFindings",
+            "mentionOnCritical": ["<!here>"]}});
+    let api: Api<morningcheck::api::MorningCheck> = Api::namespaced(client.clone(), n);
+    let mc = serde_json::from_value(json!({"apiVersion": "morningcheck.io/v1alpha1", "kind": "MorningCheck",
+        "metadata": {"name": "mc", "annotations": {"morningcheck.io/run-now": "sev"}}, "spec": spec}))
+    .unwrap();
+    api.create(&PostParams::default(), &mc).await.unwrap();
+    let ctl = common::Running::start(&client, n, std::sync::Arc::new(morningcheck::clock::SystemClock)).await;
+
+    let st = common::run_finished(&api, "mc", "sev", 90).await;
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!((run.result, run.incomplete, run.unchecked_targets), (RunResult::Critical, true, 1), "{run:?}");
+    assert_eq!(run.counts.critical, 3);
+    let condition = |t: &str| st.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
+    assert_eq!((condition("Healthy").status, condition("Healthy").reason), ("False".into(), "Critical".into()));
+    let complete = condition("Complete");
+    assert_eq!((complete.status.as_str(), complete.reason.as_str()), ("False", "TargetsUnchecked"));
+    assert!(
+        complete.message.contains("1 of 2 targets could not be checked: prom (Unreachable"),
+        "{}",
+        complete.message
+    );
+    assert!(st.last_successful_time.is_none(), "a run that could not check everything is not a success");
+    let posts = posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1);
+    assert!(posts[0].contains("mc: Critical · 1 target unchecked"), "{}", posts[0]);
+    assert!(posts[0].contains("<!here>"), "the mention follows the severity: {}", posts[0]);
+    ctl.stop().await;
 }

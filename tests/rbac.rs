@@ -273,9 +273,9 @@ async fn the_controller_runs_every_check_with_exactly_the_charts_permissions() {
         assert!(lists[other] >= 1, "{other} still listed: {lists:?}");
     }
     assert!(target(&st, Area::Prometheus).errors.is_empty() && target(&st, Area::Aws).errors.is_empty());
-    let healthy = condition(&st, "Healthy");
-    assert_eq!(healthy.reason, "TargetsFailed");
-    assert!(healthy.message.contains("1 of 3 targets could not be checked"), "{}", healthy.message);
+    let complete = condition(&st, "Complete");
+    assert_eq!((complete.status.as_str(), complete.reason.as_str()), ("False", "TargetsUnchecked"));
+    assert!(complete.message.contains("1 of 3 targets could not be checked"), "{}", complete.message);
     assert_notified(&st, "True", "Delivered");
     assert_eq!(post_count(&posts), 2, "Slack is unaffected");
     assert_eq!(occurrences(&client, n, "SlackDeliveryFailed").await, 0);

@@ -57,13 +57,14 @@ fn counts_of(findings: &[Finding]) -> Counts {
     c
 }
 
-fn grade(c: &Counts, failed: bool) -> RunResult {
-    if failed {
-        RunResult::Failed
-    } else if c.critical > 0 {
+/// The worst finding; Failed only when nothing could be checked (evaluate's rule).
+fn grade(c: &Counts, checked_nothing: bool) -> RunResult {
+    if c.critical > 0 {
         RunResult::Critical
     } else if c.warning > 0 {
         RunResult::Warning
+    } else if checked_nothing {
+        RunResult::Failed
     } else {
         RunResult::Healthy
     }
@@ -104,7 +105,8 @@ fn report(targets: Vec<TargetReport>, diff: RunDiff) -> RunReport {
         counts.merge(&t.counts);
         areas.entry(t.area.as_str().to_string()).or_default().merge(&t.counts);
     }
-    let failed = targets.iter().any(|t| !t.errors.is_empty());
+    let unchecked = targets.iter().filter(|t| !t.errors.is_empty()).count() as u32;
+    let checked_nothing = !targets.is_empty() && unchecked as usize == targets.len();
     RunReport {
         schema_version: "morningcheck.io/v1alpha1".into(),
         check: None,
@@ -113,7 +115,9 @@ fn report(targets: Vec<TargetReport>, diff: RunDiff) -> RunReport {
         started_at: ts("2024-05-02T05:00:02Z"),
         finished_at: ts("2024-05-02T05:00:14.300Z"),
         duration_seconds: 12.3,
-        result: grade(&counts, failed),
+        result: grade(&counts, checked_nothing),
+        incomplete: unchecked > 0,
+        unchecked_targets: unchecked,
         counts,
         areas,
         targets,
@@ -394,18 +398,22 @@ fn partial_target_has_a_section_and_a_failure_line() {
         vec![finding(Severity::Critical, "InstanceStopped", "i-0abc (db-1)", "stopped by the scheduler")],
     );
     aws.scope = Some("us-east-1".into());
-    aws.result = RunResult::Failed;
+    // As evaluate grades it: its worst finding, errors or not.
+    aws.result = RunResult::Critical;
     aws.errors = vec![TargetError {
         tier: ErrorTier::Forbidden,
         scope: Some("us-east-1".into()),
         message: "UnauthorizedOperation: ec2:DescribeInstanceStatus".into(),
     }];
     let r = report(vec![aws, target("prod-eu", Area::Kubernetes, Vec::new())], RunDiff::default());
-    assert_eq!(r.result, RunResult::Failed);
+    assert_eq!((r.result, r.incomplete, r.unchecked_targets), (RunResult::Critical, true, 1));
     let payload = render(&r, &mentions());
-    assert_valid(&payload, &[]);
+    assert_valid(&payload, &MENTIONS);
+    // The header tells the severity and what could not be checked; the mention fires.
+    assert_eq!(payload["blocks"][0]["text"]["text"], ":red_circle: prod-morning: Critical · 1 target unchecked");
+    assert!(payload["text"].as_str().unwrap().contains("<!here>"), "{}", payload["text"]);
     let texts = section_texts(&payload);
-    let section = texts.iter().find(|t| t.starts_with(":x: *main* · AWS · us-east-1")).unwrap();
+    let section = texts.iter().find(|t| t.starts_with(":red_circle: *main* · AWS · us-east-1")).unwrap();
     assert!(section.contains("`i-0abc (db-1)`") && section.contains("incomplete (1 errors, see below)"));
     let failed = texts.iter().find(|t| t.contains("Could not check 1 of 2 targets")).unwrap();
     assert!(failed.contains("*main* (AWS): Forbidden `us-east-1` — UnauthorizedOperation: ec2:DescribeInstanceStatus"));

@@ -46,6 +46,12 @@ use super::{DNS_LABEL, DNS_SUBDOMAIN, HTTP_URL, MorningCheckStatus, PrometheusTa
         description = "Verdict of the last run"
     ),
     printcolumn(
+        name = "Unchecked",
+        type_ = "integer",
+        json_path = ".status.lastRun.uncheckedTargets",
+        description = "Targets the last run could not check"
+    ),
+    printcolumn(
         name = "Findings",
         type_ = "integer",
         json_path = ".status.lastRun.counts.total",

@@ -12,8 +12,9 @@ use super::Severity;
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MorningCheckStatus {
-    /// Conditions: Ready (spec valid and scheduled), Healthy (the last run's verdict),
-    /// Scheduled (False after a missed slot) and Notified (the last Slack delivery).
+    /// Conditions: Ready (spec valid and scheduled), Healthy (the last run's worst finding),
+    /// Complete (whether it could check every target), Scheduled (False after a missed
+    /// slot) and Notified (the last Slack delivery).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -149,7 +150,9 @@ pub enum RunResult {
     Warning,
     /// Critical findings.
     Critical,
-    /// At least one target could not be checked.
+    /// Nothing could be checked: every target failed, and no finding was made. A run that
+    /// checked anything is graded by its worst finding, and says `incomplete` when some
+    /// targets could not be checked.
     Failed,
     /// The controller stopped while the run was in progress.
     Interrupted,
@@ -349,8 +352,15 @@ pub struct RunReport {
     pub finished_at: Time,
     /// How long the run took, in seconds.
     pub duration_seconds: f64,
-    /// The verdict: Healthy, Warning, Critical, Failed or Interrupted.
+    /// The verdict, by the worst finding: Healthy, Warning or Critical; Failed when nothing
+    /// could be checked; Interrupted when the run never finished.
     pub result: RunResult,
+    /// Whether some targets could not be (fully) checked: the verdict covers the rest.
+    #[serde(default)]
+    pub incomplete: bool,
+    /// How many targets could not be (fully) checked: those with errors.
+    #[serde(default)]
+    pub unchecked_targets: u32,
     /// Counts of all findings of all targets.
     pub counts: Counts,
     /// Counts per area.
@@ -390,6 +400,8 @@ impl RunReport {
             finished_at: Time(finished_at),
             duration_seconds: (finished_at.duration_since(started_at).as_millis().max(0) as f64) / 1000.0,
             result: RunResult::Healthy,
+            incomplete: false,
+            unchecked_targets: 0,
             counts: Counts::default(),
             areas: BTreeMap::new(),
             targets: Vec::new(),
@@ -431,7 +443,8 @@ pub struct RunRecord {
     pub run_id: String,
     /// The slot run.
     pub slot: Time,
-    /// The verdict: Healthy, Warning, Critical, Failed or Interrupted.
+    /// The verdict, by the worst finding: Healthy, Warning or Critical; Failed when nothing
+    /// could be checked; Interrupted when the run never finished.
     pub result: RunResult,
     /// Counts of all findings.
     pub counts: Counts,

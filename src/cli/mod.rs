@@ -12,7 +12,7 @@ use clap::{ArgMatches, Args, ValueEnum};
 use kube::ResourceExt;
 use tokio::time::Instant;
 
-use crate::api::{AwsTarget, KubernetesTarget, MorningCheck, PrometheusTarget, RunReport, RunResult, Severity};
+use crate::api::{AwsTarget, KubernetesTarget, MorningCheck, PrometheusTarget, RunReport, Severity};
 use crate::collect::{LocalCluster, RunContext, SecretSource, collect_all};
 use crate::evaluate::{RunMeta, build_report};
 use crate::publish::{slack, text};
@@ -220,7 +220,7 @@ fn target_name(context: &str) -> String {
 
 /// The exit code for a set of reports.
 pub fn exit_code(reports: &[RunReport], fail_on: Option<FailOn>) -> u8 {
-    if reports.iter().any(|r| r.result == RunResult::Failed) {
+    if reports.iter().any(|r| r.incomplete) {
         return exit::TARGET_FAILED;
     }
     let worst = reports
@@ -362,12 +362,13 @@ fn pretty_scrubbed(mut v: serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Counts;
+    use crate::api::{Counts, RunResult};
 
     fn report(result: RunResult, critical: u64, warning: u64) -> RunReport {
         let t: jiff::Timestamp = "2026-11-24T07:00:00Z".parse().unwrap();
         let counts = Counts { total: critical + warning, critical, warning, info: 0 };
-        RunReport { result, counts, ..RunReport::empty("r", t, t, t) }
+        let incomplete = result == RunResult::Failed;
+        RunReport { result, counts, incomplete, ..RunReport::empty("r", t, t, t) }
     }
 
     #[test]

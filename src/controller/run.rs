@@ -158,7 +158,9 @@ fn record(mc: &MorningCheck, st: &mut MorningCheckStatus, report: &RunReport, fi
         st.last_run_now_token = Some(token);
     }
     status::push_history(st, status::record_of(report), mc.spec.history_limit);
-    if report.result != RunResult::Failed {
+    // A successful run checked every target, whatever it found: the "no successful run"
+    // alert then means the morning check itself is not working.
+    if !report.incomplete {
         st.last_successful_time = Some(Time(finished));
     }
     let failed: Vec<String> = report
@@ -168,19 +170,25 @@ fn record(mc: &MorningCheck, st: &mut MorningCheckStatus, report: &RunReport, fi
         .map(|t| format!("{} ({:?}: {})", t.name, t.errors[0].tier, t.errors[0].message))
         .collect();
     let c = &report.counts;
+    let total = report.targets.len() as u32 + report.omitted_targets;
+    let unchecked =
+        format!("{} of {total} targets could not be checked: {}", report.unchecked_targets, failed.join("; "));
+    // Healthy tells the worst finding; Complete, whether every target could be checked.
     let (healthy, reason, msg) = match report.result {
         RunResult::Healthy => (true, "Healthy", format!("no findings above info ({} info)", c.info)),
         RunResult::Warning => (false, "Warning", format!("{} warning findings", c.warning)),
         RunResult::Critical => {
             (false, "Critical", format!("{} critical and {} warning findings", c.critical, c.warning))
         }
-        _ => (
-            false,
-            "TargetsFailed",
-            format!("{} of {} targets could not be checked: {}", failed.len(), report.targets.len(), failed.join("; ")),
-        ),
+        _ => (false, "NothingChecked", unchecked.clone()),
     };
     set_condition(&mut st.conditions, HEALTHY, healthy, reason, msg, finished, generation);
+    let (complete, reason, msg) = if report.incomplete {
+        (false, "TargetsUnchecked", unchecked)
+    } else {
+        (true, "AllChecked", format!("all {total} targets checked"))
+    };
+    set_condition(&mut st.conditions, status::COMPLETE, complete, reason, msg, finished, generation);
     if report.run_id.starts_with("scheduled-") {
         set_condition(
             &mut st.conditions,
@@ -196,11 +204,16 @@ fn record(mc: &MorningCheck, st: &mut MorningCheckStatus, report: &RunReport, fi
 
 async fn announce(mc: &MorningCheck, ctx: &Context, report: &RunReport) {
     let c = &report.counts;
-    let (type_, reason) = match report.result {
-        RunResult::Healthy => (EventType::Normal, "RunSucceeded"),
-        RunResult::Failed | RunResult::Interrupted => (EventType::Warning, "RunFailed"),
-        RunResult::Critical => (EventType::Warning, "RunFindings"),
-        RunResult::Warning => (EventType::Normal, "RunFindings"),
+    // By severity; a run that could not check every target is a Warning Event whatever
+    // it found, and a healthy one says it is incomplete.
+    let (type_, reason) = match (report.result, report.incomplete) {
+        (RunResult::Healthy, false) => (EventType::Normal, "RunSucceeded"),
+        (RunResult::Healthy, true) => (EventType::Warning, "RunIncomplete"),
+        (RunResult::Failed | RunResult::Interrupted, _) => (EventType::Warning, "RunFailed"),
+        (RunResult::Critical, _) => (EventType::Warning, "RunFindings"),
+        (RunResult::Warning, incomplete) => {
+            (if incomplete { EventType::Warning } else { EventType::Normal }, "RunFindings")
+        }
     };
     let failed = report.targets.iter().filter(|t| !t.errors.is_empty()).count();
     let note = format!(

@@ -10,6 +10,7 @@ use crate::clip::{Limit, clip_in_place};
 pub const READY: &str = "Ready";
 pub const HEALTHY: &str = "Healthy";
 pub const NOTIFIED: &str = "Notified";
+pub const COMPLETE: &str = "Complete";
 pub const SCHEDULED: &str = "Scheduled";
 /// The status is cut to stay below this many bytes of JSON (etcd allows 1.5 MiB).
 pub const STATUS_BUDGET: usize = 60 * 1024;
@@ -75,7 +76,7 @@ pub fn record_of(report: &RunReport) -> RunRecord {
         result: report.result,
         counts: report.counts,
         duration_seconds: report.duration_seconds,
-        failed_targets: report.targets.iter().filter(|t| !t.errors.is_empty()).count() as u32,
+        failed_targets: report.unchecked_targets,
     }
 }
 
@@ -127,6 +128,7 @@ pub fn interrupted_report(active: &ActiveRun, now: Timestamp) -> RunReport {
     let started = active.started_at.0;
     RunReport {
         result: RunResult::Interrupted,
+        incomplete: true,
         attempt: active.attempt,
         ..RunReport::empty(&active.run_id, active.slot.0, started, now.max(started))
     }
@@ -269,15 +271,9 @@ fn omit_targets(run: &mut crate::api::RunReport, excess: usize) {
     run.omitted_targets += omit.iter().filter(|d| **d).count() as u32;
 }
 
-/// How much a target's verdict needs a person: the last to be cut.
+/// How much a target's verdict needs a person: the last to be cut. The digest's order.
 fn urgency(result: RunResult) -> u8 {
-    match result {
-        RunResult::Healthy => 0,
-        RunResult::Warning => 1,
-        RunResult::Interrupted => 2,
-        RunResult::Failed => 3,
-        RunResult::Critical => 4,
-    }
+    crate::evaluate::rank(result)
 }
 
 #[cfg(test)]

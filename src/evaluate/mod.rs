@@ -6,7 +6,7 @@ pub mod kubernetes;
 pub mod prometheus;
 mod report;
 
-pub use report::{FindingSink, RunMeta, SCHEMA_VERSION, TargetOutcome, build_report, digest_keys};
+pub use report::{FindingSink, RunMeta, SCHEMA_VERSION, TargetOutcome, build_report, digest_keys, rank};
 
 use std::fmt::Write as _;
 

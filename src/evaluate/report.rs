@@ -151,15 +151,31 @@ pub fn digest_keys(ids: &[u64]) -> String {
     id_hex(h)
 }
 
-fn grade(counts: &Counts, failed: bool) -> RunResult {
-    if failed {
-        RunResult::Failed
-    } else if counts.critical > 0 {
+/// The verdict of a run or a target: its worst finding, whatever could not be checked;
+/// `Failed` when nothing could be checked (every target had errors) and nothing worse
+/// than info was found.
+fn grade(counts: &Counts, checked_nothing: bool) -> RunResult {
+    if counts.critical > 0 {
         RunResult::Critical
     } else if counts.warning > 0 {
         RunResult::Warning
+    } else if checked_nothing {
+        RunResult::Failed
     } else {
         RunResult::Healthy
+    }
+}
+
+/// How bad a result is, worst highest: the one order of the digest, the text report and
+/// the status's cuts. Severity first; a target that could not be checked ranks below a
+/// critical one and above a warning.
+pub fn rank(r: RunResult) -> u8 {
+    match r {
+        RunResult::Critical => 4,
+        RunResult::Failed => 3,
+        RunResult::Warning => 2,
+        RunResult::Interrupted => 1,
+        RunResult::Healthy => 0,
     }
 }
 
@@ -174,8 +190,9 @@ pub struct RunMeta {
 
 /// Builds the run report and the findings to remember for the next run's diff.
 ///
-/// The run is `Failed` when any target has an error (the check is incomplete), else
-/// graded by its most severe finding; info findings alone are `Healthy`.
+/// The run is graded by its most severe finding (info findings alone are `Healthy`);
+/// targets with errors make it `incomplete`, and it is `Failed` only when every target
+/// had errors and nothing above info was found.
 pub fn build_report(
     meta: RunMeta,
     outcomes: Vec<TargetOutcome>,
@@ -185,13 +202,14 @@ pub fn build_report(
     let mut areas: BTreeMap<String, Counts> = BTreeMap::new();
     let mut all_ids = Vec::new();
     let mut targets = Vec::with_capacity(outcomes.len());
-    let mut failed = false;
+    let mut unchecked = 0u32;
+    let total = outcomes.len();
     for o in outcomes {
         let (findings, c, ids) = o.sink.into_parts();
         counts.merge(&c);
         areas.entry(o.area.as_str().to_string()).or_default().merge(&c);
         all_ids.extend(ids);
-        failed |= !o.errors.is_empty();
+        unchecked += u32::from(!o.errors.is_empty());
         targets.push(TargetReport {
             result: grade(&c, !o.errors.is_empty()),
             name: o.name,
@@ -213,7 +231,9 @@ pub fn build_report(
         started_at: Time(meta.started_at),
         finished_at: Time(meta.finished_at),
         duration_seconds: (meta.finished_at.duration_since(meta.started_at).as_millis() as f64) / 1000.0,
-        result: grade(&counts, failed),
+        result: grade(&counts, total > 0 && unchecked as usize == total),
+        incomplete: unchecked > 0,
+        unchecked_targets: unchecked,
         counts,
         areas,
         targets,
@@ -354,16 +374,39 @@ mod tests {
         assert_eq!(r.result, RunResult::Critical);
         assert_eq!(r.counts.total, 2);
         assert_eq!(r.duration_seconds, 2.5);
-        let failed = TargetOutcome::failed(
-            "b",
-            Area::Aws,
-            TargetError { tier: ErrorTier::Unreachable, scope: None, message: "down".into() },
-        );
-        let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Critical, "y")]), failed], None);
-        assert_eq!(r.result, RunResult::Failed);
+        let failed = || {
+            TargetOutcome::failed(
+                "b",
+                Area::Aws,
+                TargetError { tier: ErrorTier::Unreachable, scope: None, message: "down".into() },
+            )
+        };
+        // A target that could not be checked never hides the critical finding of another:
+        // the run is Critical, and incomplete.
+        let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Critical, "y")]), failed()], None);
+        assert_eq!((r.result, r.incomplete, r.unchecked_targets), (RunResult::Critical, true, 1));
         assert_eq!(r.targets[0].result, RunResult::Critical);
         assert_eq!(r.targets[1].result, RunResult::Failed);
         assert_eq!(r.areas["kubernetes"].critical, 1);
+        // Healthy where it could look, incomplete where it could not.
+        let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Info, "x")]), failed()], None);
+        assert_eq!((r.result, r.incomplete, r.unchecked_targets), (RunResult::Healthy, true, 1));
+        // Failed only when nothing could be checked.
+        let (r, _) = build_report(meta(), vec![failed(), failed()], None);
+        assert_eq!((r.result, r.incomplete, r.unchecked_targets), (RunResult::Failed, true, 2));
+        let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Info, "x")])], None);
+        assert_eq!((r.incomplete, r.unchecked_targets), (false, 0));
+    }
+
+    #[test]
+    fn one_rank_worst_first() {
+        let mut all =
+            [RunResult::Healthy, RunResult::Failed, RunResult::Interrupted, RunResult::Critical, RunResult::Warning];
+        all.sort_by_key(|r| std::cmp::Reverse(rank(*r)));
+        assert_eq!(
+            all,
+            [RunResult::Critical, RunResult::Failed, RunResult::Warning, RunResult::Interrupted, RunResult::Healthy]
+        );
     }
 
     #[test]

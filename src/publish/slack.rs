@@ -162,7 +162,8 @@ impl<'a> Layout<'a> {
     fn header(&self) -> Value {
         let (emoji, word) = result_label(self.report.result);
         let name = plain(self.d.name, HEADER_NAME_CHARS);
-        let text = clip(&format!("{emoji} {name}: {word}"), Limit::Chars(MAX_HEADER_TEXT)).into_owned();
+        let unchecked = super::unchecked_suffix(self.report);
+        let text = clip(&format!("{emoji} {name}: {word}{unchecked}"), Limit::Chars(MAX_HEADER_TEXT)).into_owned();
         json!({"type": "header", "text": {"type": "plain_text", "text": text, "emoji": true}})
     }
 
@@ -171,8 +172,9 @@ impl<'a> Layout<'a> {
         let (_, word) = result_label(self.report.result);
         let mut text = Text::new(TEXT_FALLBACK_COST);
         let line = format!(
-            "MorningCheck {}: {word} — {}{}",
+            "MorningCheck {}: {word}{} — {}{}",
             plain(self.d.name, NAME_COST),
+            super::unchecked_suffix(self.report),
             counts_phrase(&self.report.counts),
             self.targets_phrase()
         );
@@ -362,13 +364,7 @@ fn has_section(t: &TargetReport) -> bool {
 
 /// Which targets keep their section when not all fit: the worst first.
 fn target_rank(t: &TargetReport) -> u8 {
-    match t.result {
-        RunResult::Critical => 4,
-        RunResult::Failed => 3,
-        RunResult::Warning => 2,
-        RunResult::Interrupted => 1,
-        RunResult::Healthy => 0,
-    }
+    crate::evaluate::rank(t.result)
 }
 
 /// Max-min fair split of `total` among `needs`: small needs are met in full, the rest
@@ -740,12 +736,13 @@ fn cut_escaped(s: &str, max: usize) -> String {
 // ---------------------------------------------------------------------------------------
 // Policy and URL.
 
-/// Whether this run posts: `Always`; `OnFindings` unless Healthy; `OnChange` when the set of
-/// findings differs from the previous completed run's (a first run always posts).
+/// Whether this run posts: `Always`; `OnFindings` unless Healthy and complete; `OnChange`
+/// when the set of findings differs from the previous completed run's (a first run always
+/// posts).
 pub fn should_notify(policy: NotifyPolicy, report: &RunReport, previous_digest: Option<&str>) -> bool {
     match policy {
         NotifyPolicy::Always => true,
-        NotifyPolicy::OnFindings => report.result != RunResult::Healthy,
+        NotifyPolicy::OnFindings => report.result != RunResult::Healthy || report.incomplete,
         NotifyPolicy::OnChange => previous_digest != Some(report.findings_digest.as_str()),
     }
 }

@@ -53,8 +53,9 @@ pub fn render(name: &str, report: &RunReport, style: Style) -> String {
     let c = &report.counts;
     let _ = writeln!(
         out,
-        "{name}: {}  {} critical, {} warning, {} info  ({:.1}s)",
+        "{name}: {}{}  {} critical, {} warning, {} info  ({:.1}s)",
         style.result(report.result),
+        super::unchecked_suffix(report),
         c.critical,
         c.warning,
         c.info,
@@ -65,22 +66,12 @@ pub fn render(name: &str, report: &RunReport, style: Style) -> String {
         let _ = writeln!(out, "since the last run: {} new, {} resolved", d.new_total, d.resolved_total);
     }
     let mut targets: Vec<&TargetReport> = report.targets.iter().collect();
-    targets.sort_by_key(|t| (t.area, std::cmp::Reverse(rank(t.result))));
+    targets.sort_by_key(|t| (t.area, std::cmp::Reverse(crate::evaluate::rank(t.result))));
     for t in targets {
         out.push('\n');
         target(&mut out, t, style);
     }
     out
-}
-
-fn rank(r: RunResult) -> u8 {
-    match r {
-        RunResult::Healthy => 0,
-        RunResult::Warning => 1,
-        RunResult::Critical => 2,
-        RunResult::Interrupted => 3,
-        RunResult::Failed => 4,
-    }
 }
 
 fn target(out: &mut String, t: &TargetReport, style: Style) {
@@ -180,7 +171,9 @@ mod tests {
             started_at: Time(t0),
             finished_at: Time(t0),
             duration_seconds: 1.25,
-            result: RunResult::Failed,
+            result: RunResult::Critical,
+            incomplete: true,
+            unchecked_targets: 1,
             counts,
             areas: Default::default(),
             targets: vec![a, k],
@@ -195,7 +188,7 @@ mod tests {
     fn plain_report_groups_by_area_and_caps_findings() {
         let text = render("default/platform", &report(), Style { color: false });
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "default/platform: FAILED  12 critical, 0 warning, 0 info  (1.2s)");
+        assert_eq!(lines[0], "default/platform: CRITICAL · 1 target unchecked  12 critical, 0 warning, 0 info  (1.2s)");
         assert_eq!(lines[1], "since the last run: 2 new, 1 resolved");
         assert_eq!(lines[3], "KUBERNETES local: CRITICAL  12/0/0  [pods 40]");
         assert_eq!(lines[4].trim_end(), "  CRIT CrashLoopBackOff           prod/web-0/app  back-off restarting");
