@@ -394,6 +394,38 @@ async fn warning_events_written_by_the_scheduler() {
     assert!(event.message.contains("didn't match Pod's node affinity/selector"), "{}", event.message);
 }
 
+/// Three crashlooping pods in a fresh namespace, watched by MorningCheck `mc` with
+/// `targets`, whose digest goes to a local Slack receiver with the `<!here>` mention, and
+/// a controller; the status after run-now `token`, and the posts.
+async fn crashloops_checked(
+    client: &Client,
+    n: &str,
+    targets: impl FnOnce(&str) -> Value,
+    token: &str,
+) -> (morningcheck::api::MorningCheckStatus, Vec<String>) {
+    for name in ["crash-a", "crash-b", "crash-c"] {
+        create::<Pod>(client, n, pod(name, Some("crashloop"), json!({}), containers("app"))).await;
+    }
+    for name in ["crash-a", "crash-b", "crash-c"] {
+        pod_reaches(client, n, name, "CrashLoopBackOff", |s| waiting_reason(s) == Some("CrashLoopBackOff")).await;
+    }
+    let (webhook, posts) = common::chart::slack_receiver(token);
+    common::chart::create_webhook_secret(client, n, &webhook).await;
+    let spec = json!({"schedule": "0 7 * * *", "timeoutSeconds": 30, "targets": targets(n),
+        "slack": {"webhookSecretRef": {"name": "slack-webhook", "key": "url"}, "notify": "Always",
+            "mentionOnCritical": ["<!here>"]}});
+    let api: Api<morningcheck::api::MorningCheck> = Api::namespaced(client.clone(), n);
+    let mc = serde_json::from_value(json!({"apiVersion": "morningcheck.io/v1alpha1", "kind": "MorningCheck",
+        "metadata": {"name": "mc", "annotations": {"morningcheck.io/run-now": token}}, "spec": spec}))
+    .unwrap();
+    api.create(&PostParams::default(), &mc).await.unwrap();
+    let ctl = common::Running::start(client, n, std::sync::Arc::new(morningcheck::clock::SystemClock)).await;
+    let st = common::run_finished(&api, "mc", token, 90).await;
+    ctl.stop().await;
+    let posts = posts.lock().unwrap().clone();
+    (st, posts)
+}
+
 /// Three crashlooping pods and an unreachable Prometheus: the run is Critical and says it
 /// is incomplete; the failed target never hides the critical findings, the mention fires,
 /// and the digest's header tells both.
@@ -402,29 +434,17 @@ async fn a_critical_finding_is_never_hidden_by_an_unchecked_target() {
     let client = admin().await;
     common::install_crd(&client).await;
     let ns = TestNamespace::new(&client, "severity").await;
-    let n = ns.name.as_str();
-    for name in ["crash-a", "crash-b", "crash-c"] {
-        create::<Pod>(&client, n, pod(name, Some("crashloop"), json!({}), containers("app"))).await;
-    }
-    for name in ["crash-a", "crash-b", "crash-c"] {
-        pod_reaches(&client, n, name, "CrashLoopBackOff", |s| waiting_reason(s) == Some("CrashLoopBackOff")).await;
-    }
-    let (webhook, posts) = common::chart::slack_receiver("severity");
-    common::chart::create_webhook_secret(&client, n, &webhook).await;
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let spec = json!({"schedule": "0 7 * * *", "timeoutSeconds": 30, "targets": {
-        "kubernetes": [{"name": "local", "namespaces": {"include": [n]}, "checks": {"nodes": false, "events": false}}],
-        "prometheus": [{"name": "prom", "url": format!("http://127.0.0.1:{dead}")}]},
-        "slack": {"webhookSecretRef": {"name": "slack-webhook", "key": "url"}, "notify": "OnFindings",
-            "mentionOnCritical": ["<!here>"]}});
-    let api: Api<morningcheck::api::MorningCheck> = Api::namespaced(client.clone(), n);
-    let mc = serde_json::from_value(json!({"apiVersion": "morningcheck.io/v1alpha1", "kind": "MorningCheck",
-        "metadata": {"name": "mc", "annotations": {"morningcheck.io/run-now": "sev"}}, "spec": spec}))
-    .unwrap();
-    api.create(&PostParams::default(), &mc).await.unwrap();
-    let ctl = common::Running::start(&client, n, std::sync::Arc::new(morningcheck::clock::SystemClock)).await;
-
-    let st = common::run_finished(&api, "mc", "sev", 90).await;
+    let (st, posts) = crashloops_checked(
+        &client,
+        &ns.name,
+        |n| {
+            json!({"kubernetes": [{"name": "local", "namespaces": {"include": [n]}, "checks": {"nodes": false, "events": false}}],
+                "prometheus": [{"name": "prom", "url": format!("http://127.0.0.1:{dead}")}]})
+        },
+        "sev",
+    )
+    .await;
     let run = st.last_run.as_ref().unwrap();
     assert_eq!((run.result, run.incomplete, run.unchecked_targets), (RunResult::Critical, true, 1), "{run:?}");
     assert_eq!(run.counts.critical, 3);
@@ -438,9 +458,37 @@ async fn a_critical_finding_is_never_hidden_by_an_unchecked_target() {
         complete.message
     );
     assert!(st.last_successful_time.is_none(), "a run that could not check everything is not a success");
-    let posts = posts.lock().unwrap().clone();
     assert_eq!(posts.len(), 1);
     assert!(posts[0].contains("mc: Critical · 1 target unchecked"), "{}", posts[0]);
     assert!(posts[0].contains("<!here>"), "the mention follows the severity: {}", posts[0]);
-    ctl.stop().await;
+}
+
+/// The same crashloops in a cluster marked `critical: false` (staging): Warning at most,
+/// and nobody is mentioned.
+#[tokio::test]
+async fn a_non_critical_cluster_never_mentions() {
+    let client = admin().await;
+    common::install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "staging").await;
+    let (st, posts) = crashloops_checked(
+        &client,
+        &ns.name,
+        |n| {
+            json!({"kubernetes": [{"name": "staging", "critical": false, "namespaces": {"include": [n]},
+                "checks": {"nodes": false, "events": false}}]})
+        },
+        "staging",
+    )
+    .await;
+    let run = st.last_run.as_ref().unwrap();
+    assert_eq!((run.result, run.incomplete), (RunResult::Warning, false), "{run:?}");
+    // Three crashloops capped at Warning, and the three pods' restart warnings.
+    assert_eq!((run.counts.critical, run.counts.warning), (0, 6));
+    let crashloops: Vec<_> = run.targets[0].findings.iter().filter(|f| f.check == "CrashLoopBackOff").collect();
+    assert_eq!(crashloops.len(), 3);
+    assert!(crashloops.iter().all(|f| f.severity == morningcheck::api::Severity::Warning), "{crashloops:?}");
+    assert!(st.last_successful_time.is_some(), "every target checked: a success, whatever it found");
+    assert_eq!(posts.len(), 1);
+    assert!(posts[0].contains("mc: Warning"), "{}", posts[0]);
+    assert!(!posts[0].contains("<!here>"), "no mention for a non-critical target: {}", posts[0]);
 }

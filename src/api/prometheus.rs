@@ -54,6 +54,10 @@ pub struct PrometheusTarget {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub queries: Vec<PromQuery>,
+    /// Whether this target's findings may be Critical: `false` (staging, say) caps them at
+    /// Warning, so they never make the run Critical nor mention anyone. Default: true.
+    #[serde(default, skip_serializing_if = "super::Criticality::is_default")]
+    pub critical: super::Criticality,
 }
 
 pub(crate) fn default_connect_timeout() -> i64 {

@@ -233,6 +233,10 @@ pub struct KubernetesTarget {
     /// Thresholds and windows. Default: each field's own default.
     #[serde(default)]
     pub thresholds: KubernetesThresholds,
+    /// Whether this target's findings may be Critical: `false` (staging, say) caps them at
+    /// Warning, so they never make the run Critical nor mention anyone. Default: true.
+    #[serde(default, skip_serializing_if = "Criticality::is_default")]
+    pub critical: Criticality,
 }
 
 /// Namespace include and exclude lists; exclude wins.
@@ -386,6 +390,33 @@ pub struct AwsTarget {
     #[serde(default = "default_grace")]
     #[schemars(range(min = 0, max = 604800))]
     pub insufficient_data_grace_seconds: i64,
+    /// Whether this target's findings may be Critical: `false` (staging, say) caps them at
+    /// Warning, so they never make the run Critical nor mention anyone. Default: true.
+    #[serde(default, skip_serializing_if = "Criticality::is_default")]
+    pub critical: Criticality,
+}
+
+/// Whether a target's findings may be Critical (`true`, the default) or are capped at
+/// Warning (`false`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(transparent)]
+pub struct Criticality(pub bool);
+
+impl Default for Criticality {
+    fn default() -> Self {
+        Self(true)
+    }
+}
+
+impl Criticality {
+    pub fn is_default(&self) -> bool {
+        self.0
+    }
+
+    /// The most severe a finding of the target may be.
+    pub fn ceiling(self) -> Severity {
+        if self.0 { Severity::Critical } else { Severity::Warning }
+    }
 }
 
 /// Slack delivery.

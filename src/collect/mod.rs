@@ -210,15 +210,20 @@ pub fn kube_transient(e: &kube::Error) -> bool {
 /// the outcomes is the spec's: Kubernetes, Prometheus, then AWS regions.
 pub async fn collect_all(spec: &MorningCheckSpec, ctx: &RunContext) -> Vec<TargetOutcome> {
     let t = &spec.targets;
-    let kube = t
-        .kubernetes
-        .iter()
-        .map(|k| guard(&k.name, Area::Kubernetes, ctx.deadline, limited(ctx, kubernetes::check(k, ctx))));
-    let prom = t
-        .prometheus
-        .iter()
-        .map(|p| guard(&p.name, Area::Prometheus, ctx.deadline, limited(ctx, prometheus::check(p, ctx))));
-    let aws = t.aws.iter().map(|a| ec2::check(a, ctx).instrument(info_span!("target", target = %a.name)));
+    let kube = t.kubernetes.iter().map(|k| async move {
+        guard(&k.name, Area::Kubernetes, ctx.deadline, limited(ctx, kubernetes::check(k, ctx)))
+            .await
+            .capped(k.critical.ceiling())
+    });
+    let prom = t.prometheus.iter().map(|p| async move {
+        guard(&p.name, Area::Prometheus, ctx.deadline, limited(ctx, prometheus::check(p, ctx)))
+            .await
+            .capped(p.critical.ceiling())
+    });
+    let aws = t.aws.iter().map(|a| async move {
+        let regions = ec2::check(a, ctx).instrument(info_span!("target", target = %a.name)).await;
+        regions.into_iter().map(|o| o.capped(a.critical.ceiling())).collect::<Vec<_>>()
+    });
     let (k, p, a) = tokio::join!(join_all(kube), join_all(prom), join_all(aws));
     k.into_iter().chain(p).chain(a.into_iter().flatten()).collect()
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Area, Counts, Finding, FindingRef, KnownFinding, RunDiff, RunReport, RunResult, TargetError, TargetReport,
+    Area, Counts, Finding, FindingRef, KnownFinding, RunDiff, RunReport, RunResult, Severity, TargetError, TargetReport,
 };
 
 /// The JSON schema version of [`RunReport`].
@@ -93,6 +93,8 @@ pub struct TargetOutcome {
     pub facts: BTreeMap<String, u64>,
     pub sink: FindingSink,
     pub insecure: bool,
+    /// The most severe its findings may be: Warning for a target marked `critical: false`.
+    pub ceiling: Severity,
 }
 
 impl TargetOutcome {
@@ -105,7 +107,14 @@ impl TargetOutcome {
             facts: BTreeMap::new(),
             sink: FindingSink::new(name, cap),
             insecure: false,
+            ceiling: Severity::Critical,
         }
+    }
+
+    /// Its findings capped at `ceiling`.
+    pub fn capped(mut self, ceiling: Severity) -> Self {
+        self.ceiling = ceiling;
+        self
     }
 
     pub fn failed(name: &str, area: Area, error: TargetError) -> Self {
@@ -179,6 +188,19 @@ pub fn rank(r: RunResult) -> u8 {
     }
 }
 
+/// Lowers findings above `ceiling` to it, and moves their counts along.
+fn cap(findings: &mut [Finding], c: &mut Counts, ceiling: Severity) {
+    for f in findings.iter_mut() {
+        f.severity = f.severity.min(ceiling);
+    }
+    if ceiling < Severity::Critical {
+        c.warning += std::mem::take(&mut c.critical);
+    }
+    if ceiling < Severity::Warning {
+        c.info += std::mem::take(&mut c.warning);
+    }
+}
+
 /// Identity of a run.
 #[derive(Debug, Clone)]
 pub struct RunMeta {
@@ -205,7 +227,8 @@ pub fn build_report(
     let mut unchecked = 0u32;
     let total = outcomes.len();
     for o in outcomes {
-        let (findings, c, ids) = o.sink.into_parts();
+        let (mut findings, mut c, ids) = o.sink.into_parts();
+        cap(&mut findings, &mut c, o.ceiling);
         counts.merge(&c);
         areas.entry(o.area.as_str().to_string()).or_default().merge(&c);
         all_ids.extend(ids);
@@ -396,6 +419,22 @@ mod tests {
         assert_eq!((r.result, r.incomplete, r.unchecked_targets), (RunResult::Failed, true, 2));
         let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Info, "x")])], None);
         assert_eq!((r.incomplete, r.unchecked_targets), (false, 0));
+    }
+
+    /// A target marked `critical: false`: its critical findings count as warnings, so the
+    /// run is Warning; the findings keep their keys (the diff is unaffected).
+    #[test]
+    fn a_non_critical_target_is_capped_at_warning() {
+        let staging =
+            outcome("staging", &[(Severity::Critical, "x"), (Severity::Warning, "y")]).capped(Severity::Warning);
+        let (r, known) = build_report(meta(), vec![staging, outcome("prod", &[(Severity::Info, "z")])], None);
+        assert_eq!(r.result, RunResult::Warning);
+        assert_eq!(r.counts, Counts { total: 3, critical: 0, warning: 2, info: 1 });
+        assert_eq!(r.targets[0].result, RunResult::Warning);
+        assert!(r.targets[0].findings.iter().all(|f| f.severity == Severity::Warning));
+        assert!(known.iter().all(|k| k.severity != Severity::Critical));
+        let (prod, _) = build_report(meta(), vec![outcome("prod", &[(Severity::Critical, "x")])], None);
+        assert_eq!(prod.result, RunResult::Critical, "the default: findings may be Critical");
     }
 
     #[test]
