@@ -11,7 +11,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use super::runner::Key;
 use super::status::{self, HEALTHY, NOTIFIED, SCHEDULED, set_condition};
-use super::{Context, Guard, Result, Series, apply_status};
+use super::write::{Guard, apply_status};
+use super::{Context, Result, Series};
 use crate::api::{
     ActiveRun, MorningCheck, MorningCheckStatus, NotificationOutcome as Outcome, NotificationStatus, RunReport,
     RunResult, SlackSpec,
