@@ -355,6 +355,11 @@ async fn killed_mid_run_is_run_again_and_posts_once() {
     let st = status_where(&api, "mc", "run in progress", |s| s.active_run.is_some()).await;
     let first = st.active_run.clone().unwrap();
     assert_eq!((first.run_id.as_str(), first.attempt), ("run-now-t1", 1));
+    // The claim is written before the run's first Event: kill once attempt 1 has told it started.
+    eventually(30, "attempt 1 started", || async {
+        (occurrences(&events(&client, &ns.name, "mc", "RunStarted").await) == 1).then_some(())
+    })
+    .await;
     a.kill();
 
     let b = Running::start(&client, &ns.name, Arc::new(SystemClock)).await;
