@@ -527,7 +527,16 @@ fn default_rbac_is_least_privilege() {
     );
 
     let roles = of_kind(&all, "Role");
-    assert_eq!(roles.len(), 1, "the Lease's Role only: no Secret is read by the operator itself");
+    assert_eq!(
+        roles.len(),
+        2,
+        "the Lease's and the known findings' Roles only: no Secret is read by the operator itself"
+    );
+    let known = roles.iter().find(|r| r["metadata"]["name"] == "morningcheck-known-findings").unwrap();
+    assert_eq!(known["metadata"]["namespace"], "ops");
+    let want: BTreeSet<_> =
+        ["get", "list", "create", "update", "delete"].into_iter().map(|v| grant("", "configmaps", v)).collect();
+    assert_eq!(grants(&[known]), want);
     let lease = roles.iter().find(|r| r["metadata"]["name"] == "morningcheck-leader-election").unwrap();
     assert_eq!(lease["metadata"]["namespace"], "ops");
     let named = vec!["morningcheck-leader".to_string()];
@@ -1268,9 +1277,11 @@ async fn the_chart_installs_on_the_test_apiserver() {
     })
     .await;
     assert!(filled.iter().any(|r| r.resources.as_ref().is_some_and(|r| r.contains(&"pods".to_string()))));
-    let name = format!("{fullname}-leader-election");
-    Api::<Role>::namespaced(client.clone(), &ns.name).get(&name).await.expect("Role");
-    Api::<RoleBinding>::namespaced(client.clone(), &ns.name).get(&name).await.expect("RoleBinding");
+    for suffix in ["leader-election", "known-findings"] {
+        let name = format!("{fullname}-{suffix}");
+        Api::<Role>::namespaced(client.clone(), &ns.name).get(&name).await.expect("Role");
+        Api::<RoleBinding>::namespaced(client.clone(), &ns.name).get(&name).await.expect("RoleBinding");
+    }
 
     let sa = format!("system:serviceaccount:{}:{fullname}", ns.name);
     let (n, o) = (ns.name.as_str(), other.name.as_str());
@@ -1290,6 +1301,13 @@ async fn the_chart_installs_on_the_test_apiserver() {
         ("delete", "", "pods", o, "p", false),
         ("create", "", "pods/exec", o, "p", false),
         ("list", "", "configmaps", "", "", false),
+        // ConfigMaps: the known findings, in the release namespace only.
+        ("get", "", "configmaps", n, "morningcheck-known-x", true),
+        ("update", "", "configmaps", n, "morningcheck-known-x", true),
+        ("create", "", "configmaps", n, "", true),
+        ("get", "", "configmaps", o, "x", false),
+        ("update", "", "configmaps", o, "x", false),
+        ("create", "", "configmaps", o, "", false),
         ("list", "batch", "jobs", "", "", false),
         // MorningChecks: read, and write the status only.
         ("list", mc, "morningchecks", "", "", true),

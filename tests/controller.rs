@@ -305,6 +305,30 @@ fn hanging_server() -> (u16, std::thread::JoinHandle<()>) {
     (port, h)
 }
 
+/// A Prometheus that answers every request, after `delay`, with no alerts firing: a run
+/// against it is healthy and lasts at least `delay`.
+fn slow_prometheus(delay: Duration) -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                std::thread::sleep(delay);
+                let body = r#"{"status":"success","data":{"alerts":[]}}"#;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).and_then(|_| s.write_all(body.as_bytes()));
+            });
+        }
+    });
+    port
+}
+
 /// A remote cluster whose apiserver never answers: a run against it holds until its
 /// deadline. The Secret `remote` holds its kubeconfig.
 async fn hanging_cluster(client: &Client, ns: &str) -> std::thread::JoinHandle<()> {
@@ -589,11 +613,14 @@ async fn a_runs_connections_to_the_apiserver_close_when_it_ends() {
     let kubernetes: Vec<Value> = (0..50)
         .map(|i| json!({"name": format!("local-{i:02}"), "namespaces": {"include": [ns.name]}, "checks": {"nodes": false}}))
         .collect();
+    // A Prometheus that answers after 5 s holds the run open, so its connections are seen.
+    let prometheus =
+        json!([{"name": "slow", "url": format!("http://127.0.0.1:{}", slow_prometheus(Duration::from_secs(5)))}]);
     let api = create(
         &client,
         &ns.name,
         "mc",
-        json!({"schedule": "0 7 * * *", "targets": {"kubernetes": kubernetes}}),
+        json!({"schedule": "0 7 * * *", "targets": {"kubernetes": kubernetes, "prometheus": prometheus}}),
         json!({}),
     )
     .await;

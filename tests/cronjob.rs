@@ -86,6 +86,8 @@ fn rewritten_check(docs: &[Value], ns: &str, scope: Scope, exclude_alerts: &[&st
         Scope::Namespace(only) => t["kubernetes"][0]["namespaces"] = json!({"include": [only]}),
         Scope::Selector(selector) => t["kubernetes"][0]["labelSelector"] = json!(selector),
     }
+    // The test's Deployment is seconds old: no grace, so its shortfall is reported at once.
+    t["kubernetes"][0]["thresholds"]["pendingGraceSeconds"] = json!(0);
     assert_eq!(t["prometheus"].as_array().unwrap().len(), 1);
     t["prometheus"][0]["url"] = json!(var("MC_PROMETHEUS_URL"));
     let exclude = t["prometheus"][0]["alerts"]["exclude"].as_array_mut().unwrap();

@@ -65,6 +65,8 @@ fn ctx_at(now: Timestamp, secs: u64, env: &[(&str, &str)]) -> RunContext {
         aws_env: morningcheck::collect::AwsEnv::vars(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
         grants: morningcheck::tenancy::Grants::unrestricted(),
         in_flight: morningcheck::collect::in_flight(morningcheck::collect::TARGETS_IN_FLIGHT),
+        previous: Default::default(),
+        snoozes: Default::default(),
     }
 }
 

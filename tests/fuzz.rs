@@ -3,7 +3,7 @@
 //! stays inside Slack's limits for any report.
 
 use morningcheck::api::{
-    Area, Condition, Counts, ErrorTier, Finding, FindingRef, KnownFinding, MorningCheckStatus, NotificationStatus,
+    Area, Condition, Counts, ErrorTier, Finding, FindingRef, KnownFindingsRef, MorningCheckStatus, NotificationStatus,
     RunDiff, RunRecord, RunReport, RunResult, Severity, TargetError, TargetReport,
 };
 use morningcheck::controller::status::{STATUS_BUDGET, fit};
@@ -170,16 +170,11 @@ fn status() -> impl Strategy<Value = MorningCheckStatus> {
                 duration_seconds: 1.0,
                 failed_targets: 1,
             };
-            let known_findings = (0..known)
-                .map(|i| KnownFinding {
-                    id: format!("{i:016x}"),
-                    runs: 1,
-                    target: "t".into(),
-                    severity: Severity::Warning,
-                    check: "C".into(),
-                    object: format!("ns/pod-{i}-{}", "x".repeat(100)),
-                })
-                .collect();
+            let known_findings = (known > 0).then(|| KnownFindingsRef {
+                config_map: format!("morningcheck-known-{}", "u".repeat(36)),
+                run_id: format!("run-now-{}", "t".repeat(128)),
+                findings: known as u64,
+            });
             MorningCheckStatus {
                 conditions,
                 history: vec![record; history],
@@ -249,6 +244,7 @@ fn report() -> impl Strategy<Value = RunReport> {
                     check: "C".into(),
                     object,
                     runs: Some(2),
+                    since: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)),
                 })
                 .collect();
             RunReport {
@@ -263,6 +259,7 @@ fn report() -> impl Strategy<Value = RunReport> {
                     new: refs.clone(),
                     resolved: refs,
                     still_failing: vec![],
+                    ..RunDiff::default()
                 },
                 ..RunReport::empty("r", t, t, t)
             }

@@ -182,9 +182,8 @@ async fn planted_state_gives_exact_findings() {
 
     let by_key =
         |check: &str, suffix: &str| findings.iter().find(|f| f.check == check && f.object.ends_with(suffix)).unwrap();
-    assert!(
-        by_key("HighRestarts", "crashing/app").message.contains("restarted 6 times; last exit: OOMKilled (code 137)")
-    );
+    let restarts = &by_key("HighRestarts", "crashing/app").message;
+    assert!(restarts.contains("restarted 6 times recently (6 in all); last exit: OOMKilled (code 137)"), "{restarts}");
     assert!(by_key("PodPending", "pending-old").message.contains("Unschedulable: 0/3 nodes are available"));
     let backoff = by_key("EventBackOff", "Pod/crashing");
     assert!(backoff.message.starts_with("BackOff ×5:"), "{}", backoff.message);
@@ -396,7 +395,7 @@ async fn remote_cluster_through_kubeconfig_secret_and_error_tiers() {
         .await,
     ];
     let meta = morningcheck::evaluate::RunMeta { run_id: "r".into(), slot: now, started_at: now, finished_at: now };
-    let (report, _) = build_report(meta, report_targets, None);
+    let (report, _) = build_report(meta, report_targets, &Default::default(), &Default::default());
     assert_eq!(report.targets[0].area, Area::Kubernetes);
     assert!(!report.targets[0].errors.is_empty());
     assert_eq!(report.targets[1].counts.total, 9);

@@ -170,7 +170,7 @@ async fn pod_states_written_by_kwok() {
     );
     let message = |check: &str| findings.iter().find(|f| f.check == check).unwrap().message.clone();
     assert!(
-        message("HighRestarts").contains("restarted 9 times; last exit: OOMKilled (code 137)"),
+        message("HighRestarts").contains("restarted 9 times recently (9 in all); last exit: OOMKilled (code 137)"),
         "{}",
         message("HighRestarts")
     );
@@ -328,10 +328,16 @@ async fn node_conditions_written_by_kwok_and_a_real_cordon() {
         .await
         .unwrap();
 
-    let t: KubernetesTarget =
-        serde_json::from_value(json!({"name": "kwok", "checks": {"pods": false, "workloads": false, "events": false}}))
-            .unwrap();
-    let out = kubernetes::check(&t, &ctx(&client, "default")).await;
+    let target = |grace: i64| -> KubernetesTarget {
+        serde_json::from_value(json!({"name": "kwok", "checks": {"pods": false, "workloads": false, "events": false},
+            "thresholds": {"pendingGraceSeconds": grace}}))
+        .unwrap()
+    };
+    // NotReady for seconds: inside the default grace (a kubelet restarting), not a finding.
+    let within = kubernetes::check(&target(600), &ctx(&client, "default")).await;
+    let (findings, _, _) = within.sink.into_parts();
+    assert!(!findings.iter().any(|f| f.object == down && f.check == "NodeNotReady"), "{findings:#?}");
+    let out = kubernetes::check(&target(0), &ctx(&client, "default")).await;
     for name in [&down, &drained, &full] {
         let _ = nodes.delete(name, &DeleteParams::default()).await;
     }
@@ -491,4 +497,97 @@ async fn a_non_critical_cluster_never_mentions() {
     assert_eq!(posts.len(), 1);
     assert!(posts[0].contains("mc: Warning"), "{}", posts[0]);
     assert!(!posts[0].contains("<!here>"), "no mention for a non-critical target: {}", posts[0]);
+}
+
+/// 64 persistent crashloops, the same state run twice: the second run has nothing new and
+/// nothing resolved, and every finding is still failing, though only 20 are listed.
+#[tokio::test]
+async fn sixty_four_crashloops_are_still_failing_not_new_on_the_second_run() {
+    let client = admin().await;
+    common::install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "crash64").await;
+    let n = ns.name.as_str();
+    let names: Vec<String> = (0..64).map(|i| format!("crash-{i:02}")).collect();
+    for name in &names {
+        create::<Pod>(&client, n, pod(name, Some("crashloop"), json!({}), containers("app"))).await;
+    }
+    for name in &names {
+        pod_reaches(&client, n, name, "CrashLoopBackOff", |s| waiting_reason(s) == Some("CrashLoopBackOff")).await;
+    }
+    // Restarts keep climbing between the runs: only the crashloops are counted here.
+    let spec = json!({"schedule": "0 7 * * *", "timeoutSeconds": 60, "targets": {"kubernetes": [{"name": "local",
+        "namespaces": {"include": [n]}, "checks": {"nodes": false, "events": false},
+        "thresholds": {"restartCount": 100000}}]}});
+    let api = common::create_check(&client, n, "mc", spec).await;
+    let ctl = common::Running::start(&client, n, std::sync::Arc::new(morningcheck::clock::SystemClock)).await;
+    common::run_now(&api, "mc", "one").await;
+    let first = common::run_finished(&api, "mc", "one", 90).await.last_run.unwrap();
+    let crashloops = |r: &morningcheck::api::RunReport| r.counts.critical;
+    assert!(first.targets[0].findings.iter().all(|f| f.check == "CrashLoopBackOff"));
+    assert_eq!((crashloops(&first), first.counts.total), (64, 64), "{:?}", first.counts);
+    assert!(first.targets[0].findings.len() <= 20, "the listed findings stay capped");
+
+    common::run_now(&api, "mc", "two").await;
+    let second = common::run_finished(&api, "mc", "two", 90).await.last_run.unwrap();
+    assert_eq!((crashloops(&second), second.counts.total), (64, 64), "{:?}", second.counts);
+    let d = &second.diff;
+    assert_eq!((d.new_total, d.resolved_total, d.unknown_total, d.still_failing_total), (0, 0, 0, 64), "{d:?}");
+    assert!(d.still_failing.iter().all(|f| f.runs == Some(2)));
+    ctl.stop().await;
+}
+
+/// The restart check counts restarts since the previous run: a pod whose restart count
+/// does not change between runs is flagged on the first run (its last restart an hour
+/// ago) and not on the second; seven more restarts flag it again. The pod's status is
+/// written as a kubelet would (kwok leaves pods of this state alone).
+#[tokio::test]
+async fn restarts_are_counted_since_the_previous_run() {
+    let client = admin().await;
+    common::install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "restarts").await;
+    let n = ns.name.as_str();
+    let mut spec = containers("app");
+    spec["nodeName"] = json!("kwok-node-0");
+    create::<Pod>(&client, n, pod("flappy", Some("manual"), json!({}), spec)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), n);
+    let restarted = |count: u32, minutes_ago: i64| {
+        let at = Timestamp::now() - jiff::SignedDuration::from_mins(minutes_ago);
+        json!({"status": {"phase": "Running", "startTime": "2026-01-01T00:00:00Z", "containerStatuses": [{
+            "name": "app", "ready": true, "restartCount": count, "image": "registry.invalid/app:1", "imageID": "",
+            "state": {"running": {"startedAt": at.to_string()}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": at.to_string()}}}]}})
+    };
+    let write = |status: Value| {
+        let pods = pods.clone();
+        async move { pods.patch_status("flappy", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap() }
+    };
+    write(restarted(7, 60)).await;
+
+    let spec = json!({"schedule": "0 7 * * *", "targets": {"kubernetes": [{"name": "local",
+        "namespaces": {"include": [n]}, "checks": {"nodes": false, "events": false, "workloads": false}}]}});
+    let api = common::create_check(&client, n, "mc", spec).await;
+    let ctl = common::Running::start(&client, n, std::sync::Arc::new(morningcheck::clock::SystemClock)).await;
+    let restarts = |st: morningcheck::api::MorningCheckStatus| {
+        let run = st.last_run.unwrap();
+        run.targets[0]
+            .findings
+            .iter()
+            .filter(|f| f.check == "HighRestarts")
+            .map(|f| f.message.clone())
+            .collect::<Vec<_>>()
+    };
+    common::run_now(&api, "mc", "one").await;
+    let first = restarts(common::run_finished(&api, "mc", "one", 90).await);
+    assert_eq!(first.len(), 1, "seven restarts, the last an hour ago, on a first run");
+    assert!(first[0].starts_with("container app restarted 7 times recently (7 in all)"), "{}", first[0]);
+
+    common::run_now(&api, "mc", "two").await;
+    assert_eq!(restarts(common::run_finished(&api, "mc", "two", 90).await), Vec::<String>::new(), "no restart since");
+
+    write(restarted(14, 1)).await;
+    common::run_now(&api, "mc", "three").await;
+    let third = restarts(common::run_finished(&api, "mc", "three", 90).await);
+    assert_eq!(third.len(), 1);
+    assert!(third[0].starts_with("container app restarted 7 times since the previous run (14 in all)"), "{}", third[0]);
+    ctl.stop().await;
 }

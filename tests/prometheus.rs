@@ -48,6 +48,8 @@ fn ctx(secrets: &[(&str, &str, &str)]) -> RunContext {
         aws_env: Default::default(),
         grants: morningcheck::tenancy::Grants::unrestricted(),
         in_flight: morningcheck::collect::in_flight(morningcheck::collect::TARGETS_IN_FLIGHT),
+        previous: Default::default(),
+        snoozes: Default::default(),
     }
 }
 
@@ -251,7 +253,12 @@ async fn query_thresholds_are_evaluated_per_series() {
     assert_eq!(
         o.findings,
         [
-            seen(Severity::Critical, "QueryThreshold", "inf", "value +Inf is above the critical threshold of 1e9"),
+            seen(
+                Severity::Critical,
+                "QueryThreshold",
+                "inf",
+                "value +Inf is above the critical threshold of 1e9 (an infinite value: a division by zero in the query?)"
+            ),
             seen(
                 Severity::Critical,
                 "QueryThreshold",
@@ -265,6 +272,13 @@ async fn query_thresholds_are_evaluated_per_series() {
                 "value 7% is below the warning threshold of 10%"
             ),
             seen(Severity::Warning, "QueryThreshold", "total", "value 49s is above the warning threshold of 45s"),
+            // NaN is explained, not dropped; the empty answer of a custom query is healthy.
+            seen(
+                Severity::Info,
+                "QueryNoData",
+                "nan",
+                "value NaN: no data to compare with the thresholds (0/0, e.g. a ratio over no samples)"
+            ),
         ]
     );
     assert_eq!(o.facts, facts(&[("queries", 7), ("querySeries", 9)]));
@@ -310,8 +324,84 @@ async fn presets_are_valid_promql_on_a_real_prometheus() {
     })
     .await;
     assert!(o.errors.is_empty(), "{:?}", o.errors);
-    assert_eq!(o.findings, []);
+    // Nothing here serves http_requests_total: the preset says so rather than passing.
+    assert_eq!(
+        o.findings,
+        [seen(
+            Severity::Warning,
+            "QueryNoData",
+            "errors",
+            "the query returned no series: are the series of http_requests_total scraped?"
+        )]
+    );
     assert_eq!(o.facts, facts(&[("queries", 3), ("querySeries", series)]));
+}
+
+/// A real Prometheus of its own that scrapes nothing but itself, killed on drop.
+struct BarePrometheus {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl BarePrometheus {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = closed_port().await;
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!("global: {{scrape_interval: 2s}}\nscrape_configs:\n- job_name: self\n  static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"),
+        )
+        .unwrap();
+        let child = std::process::Command::new(var("MC_PROMETHEUS_BIN"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus");
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = format!("{url}/-/ready");
+        eventually(60, "a bare Prometheus ready", || async {
+            reqwest::get(&ready).await.ok()?.status().is_success().then_some(())
+        })
+        .await;
+        Self { child, _dir: dir, url }
+    }
+}
+
+impl Drop for BarePrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// No node-exporter scraped: the presets that read it are warnings that say so, never a
+/// silent pass; a custom query without data stays healthy unless it says otherwise.
+#[tokio::test]
+async fn presets_without_their_series_are_warnings_not_a_pass() {
+    let bare = BarePrometheus::start().await;
+    let o = check(json!({"url": bare.url, "alerts": {"enabled": false}, "queries": [
+        {"name": "hot", "preset": "hot-nodes"},
+        {"name": "disks", "preset": "disks-filling"},
+        {"name": "custom", "query": "absent_metric_of_the_test", "warning": 1},
+        {"name": "strict", "query": "absent_metric_of_the_test", "warning": 1, "onEmpty": "Critical"},
+    ]}))
+    .await;
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    let why = |series: &str| format!("the query returned no series: are the series of {series} scraped?");
+    let mut findings = o.findings.clone();
+    findings.sort();
+    let mut want = vec![
+        seen(Severity::Warning, "QueryNoData", "disks", &why("node_filesystem_free_bytes (node-exporter)")),
+        seen(Severity::Warning, "QueryNoData", "hot", &why("node_cpu_seconds_total (node-exporter)")),
+        seen(Severity::Critical, "QueryNoData", "strict", "the query returned no series"),
+    ];
+    want.sort();
+    assert_eq!(findings, want);
 }
 
 #[tokio::test]
@@ -765,4 +855,75 @@ async fn a_run_checks_at_most_its_bound_of_targets_at_once() {
     assert!(outcomes.iter().all(|o| !o.errors.is_empty()), "every target met the 404");
     let most = most.load(Ordering::SeqCst);
     assert!((1..=4).contains(&most), "{most} connections at once");
+}
+
+/// A silence of the test's, expired when dropped (even when the test fails).
+struct Silence {
+    am: String,
+    id: String,
+}
+
+impl Silence {
+    async fn create(am: &str, alertname: &str) -> Self {
+        let now = Timestamp::now();
+        let body = json!({
+            "matchers": [{"name": "alertname", "value": alertname, "isRegex": false, "isEqual": true}],
+            "startsAt": now.to_string(), "endsAt": (now + jiff::SignedDuration::from_hours(1)).to_string(),
+            "createdBy": "morningcheck tests", "comment": "known: disks on order",
+        });
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{am}/api/v2/silences"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self { am: am.to_string(), id: answer["silenceID"].as_str().unwrap().to_string() }
+    }
+}
+
+impl Drop for Silence {
+    fn drop(&mut self) {
+        let url = format!("{}/api/v2/silence/{}", self.am, self.id);
+        let _ = std::process::Command::new("curl").args(["-fsS", "-X", "DELETE", &url]).output();
+    }
+}
+
+/// With its Alertmanager named, a target sees silences: a silence created through the
+/// real Alertmanager's API takes the alert out of the findings (counted as silenced, listed
+/// on request), and expiring it brings the alert back.
+#[tokio::test]
+async fn a_silence_in_alertmanager_mutes_the_alert_until_it_expires() {
+    let am = var("MC_ALERTMANAGER_URL");
+    let url = var("MC_PROMETHEUS_URL");
+    let spec = |list: bool| json!({"url": url, "alertmanager": {"url": am, "listMuted": list}});
+    let firing = eventually(60, "DiskAlmostFull firing in Alertmanager", || async {
+        let o = check(spec(false)).await;
+        o.findings.contains(&disk()).then_some(o)
+    })
+    .await;
+    assert!(firing.errors.is_empty(), "{:?}", firing.errors);
+    assert!(!firing.facts.contains_key("alertsPending"), "only Prometheus knows pending alerts");
+
+    let silence = Silence::create(&am, "DiskAlmostFull").await;
+    let muted = eventually(30, "DiskAlmostFull silenced", || async {
+        let o = check(spec(false)).await;
+        (!o.findings.contains(&disk()) && o.facts.get("alertsSilenced").copied().unwrap_or(0) >= 1).then_some(o)
+    })
+    .await;
+    assert!(muted.findings.contains(&latency()), "other alerts still fire: {:?}", muted.findings);
+    let listed = check(spec(true)).await;
+    let entry = listed.findings.iter().find(|f| f.1 == "AlertMuted" && f.2.starts_with("DiskAlmostFull")).unwrap();
+    assert_eq!(entry.0, Severity::Info);
+    assert!(entry.3.contains(&format!("silenced by {}", silence.id)), "{}", entry.3);
+
+    drop(silence);
+    eventually(30, "DiskAlmostFull firing again once the silence expired", || async {
+        check(spec(false)).await.findings.contains(&disk()).then_some(())
+    })
+    .await;
 }

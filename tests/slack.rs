@@ -8,6 +8,8 @@
 //!
 //! and review the diff of the files before committing.
 
+mod common;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -94,7 +96,14 @@ fn failed_target(name: &str, area: Area, tier: ErrorTier, message: &str) -> Targ
 }
 
 fn reference(target: &str, severity: Severity, check: &str, object: &str) -> FindingRef {
-    FindingRef { target: target.into(), severity, check: check.into(), object: object.into(), runs: Some(1) }
+    FindingRef {
+        target: target.into(),
+        severity,
+        check: check.into(),
+        object: object.into(),
+        runs: Some(1),
+        since: None,
+    }
 }
 
 /// A report over `targets`, graded and counted as `evaluate` does.
@@ -123,6 +132,7 @@ fn report(targets: Vec<TargetReport>, diff: RunDiff) -> RunReport {
         targets,
         omitted_targets: 0,
         diff,
+        snoozes: Default::default(),
         findings_digest: "0123456789abcdef".into(),
         attempt: 1,
     }
@@ -191,6 +201,7 @@ fn mixed_report() -> RunReport {
         ],
         resolved: vec![reference("thanos", Severity::Critical, "AlertFiring", "KubeAPIDown")],
         still_failing: Vec::new(),
+        ..RunDiff::default()
     };
     report(vec![k8s, prom, aws, staging], diff)
 }
@@ -207,11 +218,326 @@ fn all_failed_report() -> RunReport {
 }
 
 // ---------------------------------------------------------------------------------------
+// Mornings the evaluator makes, for the goldens: the objects and answers a run sees,
+// through the functions a run uses (pods, nodes, Deployments; Alertmanager's alerts and a
+// preset query; EC2 instances and statuses), graded, diffed against the morning before
+// and snoozed as a run does.
+
+mod morning {
+    use aws_sdk_ec2::types::{
+        Instance, InstanceState, InstanceStateName, InstanceStatus, InstanceStatusSummary, Placement, SummaryStatus,
+        Tag,
+    };
+    use jiff::Timestamp;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use morningcheck::api::{
+        AlertFilter, Area, ErrorTier, KubernetesThresholds, PromQuery, RunReport, Severity, Snooze,
+    };
+    use morningcheck::evaluate::kubernetes::{self as k8s, RestartWindow, Shortfall};
+    use morningcheck::evaluate::prometheus as prom;
+    use morningcheck::evaluate::{self, FindingSink, KnownSet, RunMeta, Snoozes, TargetOutcome, build_report, ec2};
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+
+    /// A morning: its time, and what the cluster, Prometheus and EC2 show.
+    pub struct Day {
+        pub at: &'static str,
+        pub pods: Vec<Value>,
+        pub deployments: Vec<Value>,
+        pub nodes: Vec<Value>,
+        /// Alertmanager's `/api/v2/alerts`.
+        pub alerts: Value,
+        /// The disks-filling preset's answer.
+        pub disks: Value,
+        /// Stopped instances and impaired ones, by id.
+        pub stopped: Vec<&'static str>,
+        pub impaired: Vec<&'static str>,
+        /// Targets that cannot be reached this morning.
+        pub down: Vec<(&'static str, Area, ErrorTier, &'static str)>,
+        pub snoozes: Vec<Snooze>,
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn sink(name: &str, previous: &KnownSet, snoozes: &Arc<Snoozes>) -> FindingSink {
+        FindingSink::new(name, 20)
+            .against(previous.target(name))
+            .counting(previous.counters(name))
+            .snoozing(Some(snoozes.clone()))
+    }
+
+    fn outcome(name: &str, area: Area, sink: FindingSink) -> TargetOutcome {
+        TargetOutcome { sink, ..TargetOutcome::new(name, area, 20) }
+    }
+
+    /// The run of `day`, compared with the known set of the morning before.
+    pub fn run(day: &Day, previous: &KnownSet) -> (RunReport, KnownSet) {
+        let now = ts(day.at);
+        let since = previous.taken_at().unwrap_or(now - jiff::SignedDuration::from_hours(24));
+        let snoozes = Arc::new(Snoozes::new(&day.snoozes, Some("Europe/Berlin"), now, previous.taken_at()));
+        let mut outcomes = Vec::new();
+
+        let th = KubernetesThresholds::default();
+        let mut s = sink("prod-eu", previous, &snoozes);
+        for p in &day.pods {
+            let pod: Pod = serde_json::from_value(p.clone()).unwrap();
+            let found = k8s::pod_findings(&pod, now, &th, &mut RestartWindow { since, counters: &mut s });
+            s.extend(found);
+        }
+        for d in &day.deployments {
+            let d: Deployment = serde_json::from_value(d.clone()).unwrap();
+            let w = &mut Shortfall { now, grace_seconds: th.pending_grace_seconds, counters: &mut s };
+            let found = k8s::deployment_findings(&d, w);
+            s.extend(found);
+        }
+        for n in &day.nodes {
+            let n: Node = serde_json::from_value(n.clone()).unwrap();
+            s.extend(k8s::node_findings(&n, now, th.pending_grace_seconds));
+        }
+        let mut k = outcome("prod-eu", Area::Kubernetes, s);
+        k.facts = [("pods".to_string(), day.pods.len() as u64), ("nodes".to_string(), day.nodes.len() as u64)].into();
+        outcomes.push(k);
+
+        let mut s = sink("thanos", previous, &snoozes);
+        let managed: Vec<prom::ManagedAlert> = serde_json::from_value(day.alerts.clone()).unwrap();
+        let alerts: Vec<prom::Alert> = managed.into_iter().map(prom::Alert::from).collect();
+        let summary = prom::alert_findings(&alerts, &prom::AlertRules::new(&AlertFilter::default()).unwrap(), false);
+        s.extend(summary.findings);
+        let q: PromQuery = serde_json::from_value(json!({"name": "disks-filling", "preset": "disks-filling"})).unwrap();
+        let data: prom::QueryData = serde_json::from_value(day.disks.clone()).unwrap();
+        s.extend(prom::query_findings(&prom::resolve(&q).unwrap(), &data).unwrap().findings);
+        let mut p = outcome("thanos", Area::Prometheus, s);
+        p.scope = Some("https://thanos.example/prom".into());
+        p.facts = [
+            ("alertsFiring".to_string(), summary.firing),
+            ("alertsSilenced".to_string(), summary.silenced),
+            ("alertsInhibited".to_string(), summary.inhibited),
+        ]
+        .into();
+        outcomes.push(p);
+
+        let mut s = sink("main/eu-west-1", previous, &snoozes);
+        for id in &day.stopped {
+            s.extend(ec2::stopped_finding(&instance(id, InstanceStateName::Stopped), now));
+        }
+        for id in &day.impaired {
+            let i = instance(id, InstanceStateName::Running);
+            let impaired = InstanceStatusSummary::builder().status(SummaryStatus::Impaired).build();
+            let st = InstanceStatus::builder().instance_id(*id).instance_status(impaired).build();
+            s.extend(ec2::status_findings(&st, &i, now, 900));
+        }
+        let mut a = outcome("main/eu-west-1", Area::Aws, s);
+        a.scope = Some("eu-west-1".into());
+        outcomes.push(a);
+
+        for (name, area, tier, message) in &day.down {
+            outcomes.push(TargetOutcome::failed(name, *area, evaluate::error(*tier, *message)));
+        }
+        let meta = RunMeta {
+            run_id: format!("scheduled-{}", now.as_second()),
+            slot: now - jiff::SignedDuration::from_secs(2),
+            started_at: now,
+            finished_at: now + jiff::SignedDuration::from_millis(12_300),
+        };
+        build_report(meta, outcomes, previous, &snoozes)
+    }
+
+    fn instance(id: &str, state: InstanceStateName) -> Instance {
+        Instance::builder()
+            .instance_id(id)
+            .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
+            .placement(Placement::builder().availability_zone("eu-west-1a").build())
+            .state(InstanceState::builder().name(state).build())
+            .state_transition_reason("User initiated (2024-04-29 18:02:11 GMT)")
+            .tags(Tag::builder().key("Name").value(format!("web-{}", &id[id.len() - 2..])).build())
+            .build()
+    }
+
+    fn crashing(name: &str, uid: &str, restarts: u32, last: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "prod", "uid": uid}, "status": {"phase": "Running",
+            "startTime": "2024-04-20T00:00:00Z", "containerStatuses": [{"name": "app", "ready": false,
+            "restartCount": restarts, "image": "i", "imageID": "",
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}},
+            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": last}}}]}})
+    }
+
+    fn restarted(name: &str, uid: &str, restarts: u32, last: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "prod", "uid": uid}, "status": {"phase": "Running",
+            "startTime": "2024-04-20T00:00:00Z", "containerStatuses": [{"name": "api", "ready": true,
+            "restartCount": restarts, "image": "i", "imageID": "", "state": {"running": {}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": last}}}]}})
+    }
+
+    fn not_ready(name: &str, since: &str) -> Value {
+        json!({"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": "Unknown",
+            "lastTransitionTime": since, "message": "Kubelet stopped posting node status."}]}})
+    }
+
+    fn short(name: &str, available: i32, progress: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "prod", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+            "status": {"availableReplicas": available, "conditions": [{"type": "Progressing", "status": "True",
+            "reason": "ReplicaSetUpdated", "lastUpdateTime": progress, "lastTransitionTime": progress}]}})
+    }
+
+    fn alert(name: &str, severity: &str, labels: Value, summary: &str, state: &str, silenced: &[&str]) -> Value {
+        let mut l = labels;
+        l["alertname"] = json!(name);
+        l["severity"] = json!(severity);
+        json!({"labels": l, "annotations": {"summary": summary}, "startsAt": "2024-05-01T22:14:00Z",
+            "status": {"state": state, "silencedBy": silenced, "inhibitedBy": []}})
+    }
+
+    fn disks(free: &[(&str, &str)]) -> Value {
+        let result: Vec<Value> = free
+            .iter()
+            .map(|(instance, v)| json!({"metric": {"instance": instance, "mountpoint": "/var"}, "value": [1714626000, v]}))
+            .collect();
+        json!({"resultType": "vector", "result": result})
+    }
+
+    /// The morning before: a crashloop, a container restarting, a node gone, an alert.
+    pub fn yesterday() -> Day {
+        Day {
+            at: "2024-05-01T05:00:02Z",
+            pods: vec![
+                crashing("web-7d9f-abcde", "u-web", 31, "2024-05-01T04:55:00Z"),
+                restarted("api-5c8d9-x2x1", "u-api", 14, "2024-05-01T03:10:00Z"),
+            ],
+            deployments: vec![short("web", 2, "2024-04-30T21:00:00Z")],
+            nodes: vec![not_ready("ip-10-0-3-17.eu-west-1.compute.internal", "2024-05-01T02:40:00Z")],
+            alerts: json!([alert(
+                "KubeAPIErrorsHigh",
+                "critical",
+                json!({"job": "apiserver"}),
+                "API server 5xx above 3%",
+                "active",
+                &[]
+            )]),
+            disks: disks(&[("node-7:9100", "120e9")]),
+            stopped: vec!["i-0abc123def456701"],
+            impaired: vec![],
+            down: vec![],
+            snoozes: vec![],
+        }
+    }
+
+    /// This morning: the crashloop goes on; the restarts stopped; a new crashloop, a
+    /// Deployment short after a stuck rollout, a disk filling, an impaired instance; the
+    /// API alert resolved, a silenced one; the stopped instance snoozed; staging unreachable.
+    pub fn today() -> Day {
+        Day {
+            at: "2024-05-02T05:00:02Z",
+            pods: vec![
+                crashing("web-7d9f-abcde", "u-web", 55, "2024-05-02T04:56:00Z"),
+                restarted("api-5c8d9-x2x1", "u-api", 14, "2024-05-01T03:10:00Z"),
+                crashing("checkout-6f5b-q8r2t", "u-checkout", 9, "2024-05-02T04:58:00Z"),
+            ],
+            deployments: vec![short("web", 2, "2024-05-01T21:00:00Z"), short("search", 3, "2024-05-02T04:58:00Z")],
+            nodes: vec![not_ready("ip-10-0-3-17.eu-west-1.compute.internal", "2024-05-01T02:40:00Z")],
+            alerts: json!([
+                alert(
+                    "HighLatency",
+                    "warning",
+                    json!({"service": "checkout", "job": "api"}),
+                    "p99 latency of checkout above 2s",
+                    "active",
+                    &[]
+                ),
+                alert(
+                    "CertExpiring",
+                    "warning",
+                    json!({"namespace": "ingress"}),
+                    "certificate expires in 20 days",
+                    "suppressed",
+                    &["8c1d7e2a"]
+                ),
+            ]),
+            disks: disks(&[("node-7:9100", "-4.2e9")]),
+            stopped: vec!["i-0abc123def456701"],
+            impaired: vec!["i-0feed5678beef902"],
+            down: vec![(
+                "staging",
+                Area::Kubernetes,
+                ErrorTier::Unauthorized,
+                "Unauthorized: the token in Secret staging-kubeconfig expired",
+            )],
+            snoozes: vec![Snooze {
+                check: "InstanceStopped".into(),
+                object: "i-0abc123def456701*".into(),
+                target: None,
+                until: "2024-05-10".into(),
+                reason: "decommissioned in OPS-1234".into(),
+            }],
+        }
+    }
+
+    /// A healthy morning: nothing but an info alert.
+    pub fn quiet() -> Day {
+        Day {
+            at: "2024-05-02T05:00:02Z",
+            pods: vec![restarted("api-5c8d9-x2x1", "u-api", 14, "2024-04-01T03:10:00Z")],
+            deployments: vec![],
+            nodes: vec![],
+            alerts: json!([alert("Watchdog", "none", json!({}), "the alerting pipeline works", "active", &[])]),
+            disks: disks(&[("node-7:9100", "120e9")]),
+            stopped: vec![],
+            impaired: vec![],
+            down: vec![],
+            snoozes: vec![],
+        }
+    }
+
+    /// A morning where no target could be reached.
+    pub fn unreachable() -> (RunReport, KnownSet) {
+        let now = ts("2024-05-02T05:00:02Z");
+        let failed = [
+            ("prod-eu", Area::Kubernetes, ErrorTier::Unauthorized, "Unauthorized: token expired"),
+            (
+                "thanos",
+                Area::Prometheus,
+                ErrorTier::Unreachable,
+                "https://thanos.example: no connection within the connect timeout of 5s",
+            ),
+            (
+                "main/eu-west-1",
+                Area::Aws,
+                ErrorTier::Throttled,
+                "DescribeInstances: RequestLimitExceeded after 5 attempts",
+            ),
+        ];
+        let outcomes =
+            failed.iter().map(|(n, a, t, m)| TargetOutcome::failed(n, *a, evaluate::error(*t, *m))).collect();
+        let meta = RunMeta { run_id: "scheduled-1714626000".into(), slot: now, started_at: now, finished_at: now };
+        build_report(meta, outcomes, &KnownSet::default(), &Snoozes::default())
+    }
+
+    /// Yesterday's run, then today's against it.
+    pub fn two_days(today: Day) -> RunReport {
+        let (_, known) = run(&yesterday(), &KnownSet::default());
+        let known = KnownSet::decode(&known.encode()).unwrap();
+        run(&today, &known).0
+    }
+
+    /// The severities a run found, to check the morning reads as written above.
+    pub fn severities(r: &RunReport) -> Vec<(String, Severity, String)> {
+        r.targets
+            .iter()
+            .flat_map(|t| t.findings.iter().map(|f| (f.check.clone(), f.severity, f.object.clone())))
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Limits and escaping, checked on every rendered message.
 
 /// Every limit of the brief, and that no `<`, `>` or `&` survives unescaped except in the
 /// mentions we added ourselves.
 fn assert_valid(payload: &Value, allowed_mentions: &[&str]) {
+    assert_slack_models(payload);
     let serialized = serde_json::to_string(payload).unwrap();
     assert!(serialized.chars().count() <= MAX_PAYLOAD_CHARS, "payload {} chars", serialized.chars().count());
     let text = payload["text"].as_str().expect("text fallback");
@@ -222,6 +548,24 @@ fn assert_valid(payload: &Value, allowed_mentions: &[&str]) {
         assert_block(b);
     }
     assert_escaped(payload, allowed_mentions);
+}
+
+/// Slack's own Block Kit models (slack_sdk, tests/slack_blocks.py) accept every block.
+fn assert_slack_models(payload: &Value) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_vec(payload).unwrap()).unwrap();
+    let script = format!("{}/tests/slack_blocks.py", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(common::var("MC_SLACK_SDK_PYTHON"))
+        .arg(script)
+        .arg(file.path())
+        .output()
+        .expect("the slack_sdk venv (tests/env/install.sh)");
+    assert!(
+        out.status.success(),
+        "slack_sdk refuses the message: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn chars(v: &Value) -> usize {
@@ -310,22 +654,42 @@ fn golden(name: &str, payload: &Value) {
 
 #[test]
 fn golden_healthy() {
-    let payload = render(&healthy_report(), &mentions());
+    let r = morning::two_days(morning::quiet());
+    assert_eq!((r.result, r.incomplete, r.diff.resolved_total), (RunResult::Healthy, false, 7), "{:?}", r.diff);
+    let payload = render(&r, &mentions());
     assert_valid(&payload, &[]);
     assert!(!all_text(&payload).contains("<!here>"), "mentions only on Critical");
     golden("healthy", &payload);
 }
 
+/// A mixed morning as the evaluator grades and diffs it: worst first, what is new, what
+/// is unchecked, silenced and snoozed.
 #[test]
 fn golden_mixed_with_diff() {
-    let payload = render(&mixed_report(), &mentions());
+    let r = morning::two_days(morning::today());
+    assert_eq!((r.result, r.incomplete, r.unchecked_targets), (RunResult::Critical, true, 1));
+    let found = morning::severities(&r);
+    let has = |check: &str, object: &str| found.iter().any(|(c, _, o)| c == check && o.contains(object));
+    assert!(has("CrashLoopBackOff", "checkout") && has("CrashLoopBackOff", "web-7d9f"), "{found:?}");
+    assert!(!has("HighRestarts", "api-5c8d9"), "no restart since yesterday: {found:?}");
+    assert!(has("DeploymentUnavailable", "prod/web") && !has("DeploymentUnavailable", "search"), "{found:?}");
+    assert!(has("QueryThreshold", "node-7") && has("InstanceStatusImpaired", "i-0feed"), "{found:?}");
+    assert!(!has("AlertFiring", "CertExpiring"), "silenced: {found:?}");
+    let d = &r.diff;
+    assert!(d.new_total >= 4 && d.resolved_total >= 2 && d.still_failing_total >= 3, "{d:?}");
+    assert_eq!((r.counts.snoozed, r.snoozes.findings[0].reason.as_str()), (1, "decommissioned in OPS-1234"));
+    let payload = render(&r, &mentions());
     assert_valid(&payload, &MENTIONS);
+    let text = all_text(&payload);
+    assert!(text.contains("Critical · 1 target unchecked") && text.contains("Snoozed:"), "{text}");
     golden("mixed", &payload);
 }
 
 #[test]
 fn golden_all_targets_failing() {
-    let payload = render(&all_failed_report(), &mentions());
+    let (r, _) = morning::unreachable();
+    assert_eq!(r.result, RunResult::Failed);
+    let payload = render(&r, &mentions());
     assert_valid(&payload, &[]);
     golden("failed", &payload);
 }
@@ -541,6 +905,7 @@ fn five_hundred_targets_stay_within_every_limit() {
         new: refs.clone(),
         resolved: refs,
         still_failing: Vec::new(),
+        ..RunDiff::default()
     };
     let mut r = report(targets, diff);
     assert_eq!(r.counts.total, 400 * 25);

@@ -49,6 +49,14 @@ pub struct PrometheusTarget {
     /// of severity Warning and above).
     #[serde(default)]
     pub alerts: AlertFilter,
+    /// The Alertmanager this Prometheus sends its alerts to. When set, firing alerts come
+    /// from its API v2 (`/api/v2/alerts`), so alerts someone silenced, or another alert
+    /// inhibits, are counted (`alertsSilenced`, `alertsInhibited`) and never findings;
+    /// pending alerts, which only Prometheus knows, are then not counted. Without it,
+    /// silences are not seen. Reached with this target's auth, CA and timeouts.
+    /// Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<AlertmanagerEndpoint>,
     /// Named PromQL instant queries with thresholds; names unique within the target, at
     /// most 50. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -58,6 +66,22 @@ pub struct PrometheusTarget {
     /// Warning, so they never make the run Critical nor mention anyone. Default: true.
     #[serde(default, skip_serializing_if = "super::Criticality::is_default")]
     pub critical: super::Criticality,
+}
+
+/// An Alertmanager to read firing alerts from.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertmanagerEndpoint {
+    /// Base URL (http or https, with a host), with a path prefix when behind a proxy.
+    /// Never with credentials in it. The operator's admin may limit the hosts it may name.
+    /// Required.
+    #[schemars(length(min = 1, max = 2048), regex(pattern = HTTP_URL))]
+    #[x_kube(validation = super::no_userinfo())]
+    pub url: String,
+    /// List silenced and inhibited alerts too, as info findings (`AlertMuted`) saying
+    /// what mutes them. Default: false, they are only counted.
+    #[serde(default)]
+    pub list_muted: bool,
 }
 
 pub(crate) fn default_connect_timeout() -> i64 {
@@ -240,4 +264,29 @@ pub struct PromQuery {
     /// Default: the preset's, else none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<Unit>,
+    /// What an answer without data means: Healthy, Warning or Critical. No data is an
+    /// empty result (the series the query reads are missing, e.g. node-exporter is not
+    /// scraped) or a NaN value (e.g. 0/0); either is a `QueryNoData` finding of this
+    /// severity, which says which. Default: Warning for a preset, else Healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_empty: Option<OnEmpty>,
+}
+
+/// What a query without data means: Healthy, Warning or Critical.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum OnEmpty {
+    Healthy,
+    Warning,
+    Critical,
+}
+
+impl OnEmpty {
+    /// The severity of the finding, or none for Healthy.
+    pub fn severity(self) -> Option<Severity> {
+        match self {
+            OnEmpty::Healthy => None,
+            OnEmpty::Warning => Some(Severity::Warning),
+            OnEmpty::Critical => Some(Severity::Critical),
+        }
+    }
 }

@@ -135,6 +135,43 @@ pub struct MorningCheckSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN))]
     pub service_account_name: Option<String>,
+
+    /// Findings someone already knows about, until a date: a snoozed finding is counted
+    /// (`counts.snoozed`) and listed with its reason and end, but never makes the run
+    /// Warning or Critical and never mentions anyone. The first run after a snooze ends
+    /// says so once. `until` may be at most 90 days ahead: the controller refuses (and
+    /// reports) a longer one, since the schema has no clock. At most 100. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub snoozes: Vec<Snooze>,
+}
+
+/// Longest a snooze may last, from the run that applies it.
+pub const MAX_SNOOZE_DAYS: i64 = 90;
+
+/// One snooze: findings of `check` on objects matching `object`, until `until`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Snooze {
+    /// The finding's check, e.g. CrashLoopBackOff or AlertFiring; `*` and `?` are
+    /// wildcards. Required; at most 128 characters.
+    #[schemars(length(min = 1, max = 128))]
+    pub check: String,
+    /// The finding's object, e.g. `batch/nightly-*` or `i-0abc*`; `*` matches any run of
+    /// characters (`/` included) and `?` one. Required; at most 512 characters.
+    #[schemars(length(min = 1, max = 512))]
+    pub object: String,
+    /// Only findings of this target (a name; wildcards allowed). Default: every target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub target: Option<String>,
+    /// When the snooze ends: a date (`2026-12-15`, the snooze ends as that day begins in
+    /// the schedule's time zone) or an RFC 3339 time. At most 90 days ahead. Required.
+    #[schemars(length(min = 10, max = 64), regex(pattern = r"^\d{4}-\d{2}-\d{2}([Tt ].+)?$"))]
+    pub until: String,
+    /// Why, for the digest: a ticket, who is on it. Required; at most 256 characters.
+    #[schemars(length(min = 1, max = 256))]
+    pub reason: String,
 }
 
 fn default_timeout_seconds() -> i64 {
@@ -290,8 +327,10 @@ pub struct KubernetesThresholds {
     #[serde(default = "default_restarts")]
     #[schemars(range(min = 0, max = 100000))]
     pub restart_count: i32,
-    /// A pod Pending, or Running with containers not ready, for longer than this many
-    /// seconds is a warning finding. 0 to 604800 (a week). Default: 600.
+    /// The grace period, in seconds: a pod Pending, or Running with containers not ready,
+    /// a workload below its desired replicas (a rollout or scale-up in progress) and a
+    /// node NotReady are findings only once they have been so for longer. 0 to 604800 (a
+    /// week). Default: 600.
     #[serde(default = "default_grace")]
     #[schemars(range(min = 0, max = 604800))]
     pub pending_grace_seconds: i64,

@@ -53,9 +53,10 @@ pub struct MorningCheckStatus {
     /// The result of the last completed run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunReport>,
-    /// Findings of the last run with their streaks, for the next run's diff.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub known_findings: Vec<KnownFinding>,
+    /// Where every finding of the last run is kept with its streak, for the next run's
+    /// diff: a ConfigMap in the operator's namespace, compact (about 8 bytes a finding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_findings: Option<KnownFindingsRef>,
     /// Summaries of the most recent runs, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<RunRecord>,
@@ -170,6 +171,73 @@ pub struct Counts {
     pub warning: u64,
     /// Info findings.
     pub info: u64,
+    /// Findings a snooze covers: in `total`, not in any severity.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub snoozed: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A snoozed finding, listed with why and until when.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnoozedFinding {
+    /// The target's name.
+    pub target: String,
+    /// Its severity, were it not snoozed.
+    pub severity: Severity,
+    /// The kind of problem, e.g. CrashLoopBackOff.
+    pub check: String,
+    /// The object concerned.
+    pub object: String,
+    /// The snooze's reason.
+    pub reason: String,
+    /// When the snooze ends.
+    pub until: Time,
+}
+
+/// A snooze of the spec, as a run saw it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnoozeRef {
+    /// The snooze's check pattern.
+    pub check: String,
+    /// The snooze's object pattern.
+    pub object: String,
+    /// The snooze's target pattern, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// When it ends (ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Time>,
+    /// The snooze's reason.
+    pub reason: String,
+    /// Why it was refused, for a refused one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What the snoozes did in a run.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnoozeSummary {
+    /// Snoozed findings, most severe first (cut to fit; `counts.snoozed` has them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<SnoozedFinding>,
+    /// Snoozes that ended since the previous run: their findings count again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expired: Vec<SnoozeRef>,
+    /// Snoozes not applied: more than 90 days ahead, or an `until` that is no time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<SnoozeRef>,
+}
+
+impl SnoozeSummary {
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty() && self.expired.is_empty() && self.refused.is_empty()
+    }
 }
 
 impl Counts {
@@ -186,6 +254,8 @@ impl Counts {
         self.add(Severity::Critical, other.critical);
         self.add(Severity::Warning, other.warning);
         self.add(Severity::Info, other.info);
+        self.total += other.snoozed;
+        self.snoozed += other.snoozed;
     }
 }
 
@@ -307,6 +377,9 @@ pub struct FindingRef {
     /// Consecutive runs this finding has been present, this one included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs: Option<u32>,
+    /// When this streak began: the first of those runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
 }
 
 /// What changed since the previous run.
@@ -321,6 +394,16 @@ pub struct RunDiff {
     pub resolved_total: u64,
     /// Findings present in both runs.
     pub still_failing_total: u64,
+    /// Of those, findings whose severity changed.
+    #[serde(default)]
+    pub severity_changed_total: u64,
+    /// Findings of the previous run whose target could not be checked this time: neither
+    /// resolved nor still failing. The next run that checks the target compares them.
+    #[serde(default)]
+    pub unknown_total: u64,
+    /// More findings than the known set holds (50,000): the totals are approximate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approximate: bool,
     /// New findings, most severe first (cut to fit the status).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new: Vec<FindingRef>,
@@ -375,6 +458,9 @@ pub struct RunReport {
     /// What changed since the previous run.
     #[serde(default)]
     pub diff: RunDiff,
+    /// Snoozed findings, and snoozes that ended or were refused.
+    #[serde(default, skip_serializing_if = "SnoozeSummary::is_empty")]
+    pub snoozes: SnoozeSummary,
     /// Hash of the full set of finding keys; equal hashes mean an unchanged set.
     pub findings_digest: String,
     /// The attempt that produced this report, when not the first: earlier ones were
@@ -407,6 +493,7 @@ impl RunReport {
             targets: Vec::new(),
             omitted_targets: 0,
             diff: RunDiff::default(),
+            snoozes: SnoozeSummary::default(),
             findings_digest: crate::evaluate::digest_keys(&[]),
             attempt: 1,
         }
@@ -417,22 +504,16 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// A finding of the last run with its streak, kept to diff the next run.
+/// Where the known set of a run is kept.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct KnownFinding {
-    /// Hash of the finding key.
-    pub id: String,
-    /// Consecutive runs it has been present.
-    pub runs: u32,
-    /// The target's name.
-    pub target: String,
-    /// Info, Warning or Critical.
-    pub severity: Severity,
-    /// The kind of problem.
-    pub check: String,
-    /// The object concerned.
-    pub object: String,
+pub struct KnownFindingsRef {
+    /// The ConfigMap, in the operator's namespace (not readable by the MorningCheck's).
+    pub config_map: String,
+    /// The run whose findings it holds.
+    pub run_id: String,
+    /// How many findings it holds.
+    pub findings: u64,
 }
 
 /// A line of history.

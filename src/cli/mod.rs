@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::api::{AwsTarget, KubernetesTarget, MorningCheck, PrometheusTarget, RunReport, Severity};
 use crate::collect::{LocalCluster, RunContext, SecretSource, collect_all};
-use crate::evaluate::{RunMeta, build_report};
+use crate::evaluate::{RunMeta, Snoozes, build_report};
 use crate::publish::{slack, text};
 use config::{FileConfig, layer};
 
@@ -276,6 +276,7 @@ pub async fn run_once(check: &MorningCheck, s: &Settings) -> RunReport {
     let timeout = s.timeout.unwrap_or(u64::try_from(check.spec.timeout_seconds).unwrap_or(300));
     let now = jiff::Timestamp::now();
     let started = Instant::now();
+    let snoozes = Arc::new(Snoozes::new(&check.spec.snoozes, check.spec.time_zone.as_deref(), now, None));
     let ctx = RunContext {
         now,
         deadline: started.checked_add(Duration::from_secs(timeout)).unwrap_or(started + Duration::from_secs(3600)),
@@ -285,13 +286,15 @@ pub async fn run_once(check: &MorningCheck, s: &Settings) -> RunReport {
         aws_env: crate::collect::AwsEnv::process(),
         grants: crate::tenancy::Grants::unrestricted(),
         in_flight: crate::collect::in_flight(crate::collect::TARGETS_IN_FLIGHT),
+        previous: Default::default(),
+        snoozes: snoozes.clone(),
     };
     let outcomes = collect_all(&check.spec, &ctx).await;
     let finished =
         now.checked_add(jiff::SignedDuration::try_from(started.elapsed()).unwrap_or_default()).unwrap_or(now);
     let run_id = format!("cli-{}", now.as_second());
     let meta = RunMeta { run_id, slot: now, started_at: now, finished_at: finished };
-    let (mut report, _) = build_report(meta, outcomes, None);
+    let (mut report, _) = build_report(meta, outcomes, &Default::default(), &snoozes);
     report.check = Some(format!("{}/{}", check.namespace().unwrap_or_else(|| "default".into()), check.name_any()));
     report
 }
@@ -366,7 +369,7 @@ mod tests {
 
     fn report(result: RunResult, critical: u64, warning: u64) -> RunReport {
         let t: jiff::Timestamp = "2026-11-24T07:00:00Z".parse().unwrap();
-        let counts = Counts { total: critical + warning, critical, warning, info: 0 };
+        let counts = Counts { total: critical + warning, critical, warning, ..Counts::default() };
         let incomplete = result == RunResult::Failed;
         RunReport { result, counts, incomplete, ..RunReport::empty("r", t, t, t) }
     }

@@ -133,7 +133,7 @@ fn state_filter(target: &AwsTarget) -> Option<Filter> {
 
 async fn check_region(target: &AwsTarget, ctx: &RunContext, base: &SdkConfig, region: &str) -> TargetOutcome {
     let name = format!("{}/{region}", target.name);
-    let mut out = TargetOutcome::new(&name, Area::Aws, MAX_FINDINGS);
+    let mut out = ctx.outcome(&name, Area::Aws, MAX_FINDINGS);
     out.scope = Some(region.to_string());
     let scan = Scan { client: client(base, region, ctx.deadline), target, now: ctx.now, region };
     // Backstop: what was found before the deadline is kept, with the timeout as error.

@@ -30,7 +30,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn check(target: &KubernetesTarget, ctx: &RunContext) -> TargetOutcome {
     let scoped = ctx.grants.scope(target);
     let target = &scoped;
-    let mut out = TargetOutcome::new(&target.name, Area::Kubernetes, target.thresholds.max_findings as usize);
+    let mut out = ctx.outcome(&target.name, Area::Kubernetes, target.thresholds.max_findings as usize);
     let client = match client_for(target, ctx).await {
         Ok(c) => c,
         Err(e) => {
@@ -165,7 +165,7 @@ struct Scan<'a> {
 impl Scan<'_> {
     fn part(&self) -> Part {
         let cap = self.target.thresholds.max_findings as usize;
-        Part { sink: FindingSink::new(&self.target.name, cap), facts: Vec::new(), errors: Vec::new() }
+        Part { sink: self.ctx.sink(&self.target.name, cap), facts: Vec::new(), errors: Vec::new() }
     }
 
     fn included(&self, ns: Option<&str>) -> bool {
@@ -270,9 +270,10 @@ impl Scan<'_> {
 
     async fn pods(&self) -> Part {
         let mut part = self.part();
-        let (now, th) = (self.ctx.now, &self.target.thresholds);
+        let (now, th, since) = (self.ctx.now, &self.target.thresholds, self.ctx.window_start());
         self.list_namespaced::<SlimPod>(&mut part, "pods", true, |p, out| {
-            out.extend(eval::pod_findings(&p.into(), now, th))
+            let found = eval::pod_findings(&p.into(), now, th, &mut eval::RestartWindow { since, counters: out });
+            out.extend(found)
         })
         .await;
         part
@@ -280,13 +281,20 @@ impl Scan<'_> {
 
     async fn workloads(&self) -> Part {
         let (mut d, mut s, mut ds) = (self.part(), self.part(), self.part());
+        let (now, grace_seconds) = (self.ctx.now, self.target.thresholds.pending_grace_seconds);
         tokio::join!(
-            self.list_namespaced::<Deployment>(&mut d, "deployments", true, |o, out| out
-                .extend(eval::deployment_findings(&o))),
-            self.list_namespaced::<StatefulSet>(&mut s, "statefulsets", true, |o, out| out
-                .extend(eval::statefulset_findings(&o))),
-            self.list_namespaced::<DaemonSet>(&mut ds, "daemonsets", true, |o, out| out
-                .extend(eval::daemonset_findings(&o))),
+            self.list_namespaced::<Deployment>(&mut d, "deployments", true, |o, out| {
+                let found = eval::deployment_findings(&o, &mut eval::Shortfall { now, grace_seconds, counters: out });
+                out.extend(found)
+            }),
+            self.list_namespaced::<StatefulSet>(&mut s, "statefulsets", true, |o, out| {
+                let found = eval::statefulset_findings(&o, &mut eval::Shortfall { now, grace_seconds, counters: out });
+                out.extend(found)
+            }),
+            self.list_namespaced::<DaemonSet>(&mut ds, "daemonsets", true, |o, out| {
+                let found = eval::daemonset_findings(&o, &mut eval::Shortfall { now, grace_seconds, counters: out });
+                out.extend(found)
+            }),
         );
         for other in [s, ds] {
             d.sink.merge(other.sink);
@@ -299,10 +307,10 @@ impl Scan<'_> {
     async fn nodes(&self) -> Part {
         let mut part = self.part();
         let api: Api<SlimNode> = Api::all(self.client.clone());
-        let now = self.ctx.now;
+        let (now, grace) = (self.ctx.now, self.target.thresholds.pending_grace_seconds);
         let findings = &mut part.sink;
         let visit = |page: ObjectList<SlimNode>| {
-            page.items.into_iter().for_each(|n| findings.extend(eval::node_findings(&n.into(), now)))
+            page.items.into_iter().for_each(|n| findings.extend(eval::node_findings(&n.into(), now, grace)))
         };
         match self.each_page(&api, "list nodes at cluster scope", ListParams::default().limit(PAGE_SIZE), visit).await {
             Ok((n, p)) => part.facts.extend([("nodes".to_string(), n), ("nodesListRequests".to_string(), p)]),
@@ -391,19 +399,21 @@ slim!(SlimEvent => Event {
     event_time: Option<MicroTime> = "eventTime",
 });
 
-/// The metadata the checks read: name, namespace and creation time.
+/// The metadata the checks read: name, namespace, uid and creation time.
 fn slim_metadata<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Meta {
         name: Option<String>,
         namespace: Option<String>,
+        uid: Option<String>,
         creation_timestamp: Option<Time>,
     }
     let m = Meta::deserialize(d)?;
     Ok(ObjectMeta {
         name: m.name,
         namespace: m.namespace,
+        uid: m.uid,
         creation_timestamp: m.creation_timestamp,
         ..Default::default()
     })
@@ -433,29 +443,37 @@ mod tests {
             "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
                 "reason": "Unschedulable", "message": "0/3 nodes"}],
               "containerStatuses": [{"name": "app", "ready": false, "restartCount": 9, "image": "i", "imageID": "",
-                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2026-11-24T06:50:00Z"}}}]}});
+        // Restarts are counted by the pod's uid: the slim metadata keeps it.
+        let check = |p: &Pod| {
+            let mut sink = FindingSink::new("t", 10);
+            let since = now - jiff::SignedDuration::from_hours(24);
+            eval::pod_findings(p, now, &th, &mut eval::RestartWindow { since, counters: &mut sink })
+        };
         let full: Pod = serde_json::from_value(pod.clone()).unwrap();
         let slim: Pod = serde_json::from_value::<SlimPod>(pod).unwrap().into();
-        let expected = eval::pod_findings(&full, now, &th);
+        let expected = check(&full);
         assert_eq!(expected.len(), 2, "{expected:?}");
-        assert_eq!(eval::pod_findings(&slim, now, &th), expected);
+        assert_eq!(check(&slim), expected);
+        assert_eq!(slim.metadata.uid.as_deref(), Some("u"));
         assert!(slim.spec.is_none() && slim.metadata.managed_fields.is_none() && slim.metadata.labels.is_none());
         // Pending for 3 h: only the creation time tells.
         let pending = serde_json::json!({"metadata": meta(), "status": {"phase": "Pending"}});
         let full: Pod = serde_json::from_value(pending.clone()).unwrap();
         let slim: Pod = serde_json::from_value::<SlimPod>(pending).unwrap().into();
-        let expected = eval::pod_findings(&full, now, &th);
+        let expected = check(&full);
         assert_eq!(expected.len(), 1, "{expected:?}");
-        assert_eq!(eval::pod_findings(&slim, now, &th), expected);
+        assert_eq!(check(&slim), expected);
 
         let node = serde_json::json!({"metadata": meta(), "spec": {"unschedulable": true},
             "status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-24T06:00:00Z"},
                 {"type": "DiskPressure", "status": "True"}]}});
         let full: Node = serde_json::from_value(node.clone()).unwrap();
         let slim: Node = serde_json::from_value::<SlimNode>(node).unwrap().into();
-        let expected = eval::node_findings(&full, now);
+        let expected = eval::node_findings(&full, now, 600);
         assert_eq!(expected.len(), 3, "{expected:?}");
-        assert_eq!(eval::node_findings(&slim, now), expected);
+        assert_eq!(eval::node_findings(&slim, now, 600), expected);
 
         let event = serde_json::json!({"metadata": meta(), "type": "Warning", "reason": "BackOff", "message": "restarting",
             "count": 4, "involvedObject": {"kind": "Pod", "name": "web", "namespace": "prod"},

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, info_span};
 
 use crate::api::{Area, ErrorTier, MorningCheckSpec, SecretKeyRef, TargetError};
-use crate::evaluate::TargetOutcome;
+use crate::evaluate::{FindingSink, KnownSet, Snoozes, TargetOutcome};
 
 /// Where the Secrets a spec references are read from.
 #[derive(Clone)]
@@ -150,6 +150,33 @@ pub struct RunContext {
     pub grants: crate::tenancy::Grants,
     /// Bounds the targets (and AWS regions) of the run checked at once: see [`in_flight`].
     pub in_flight: Arc<Semaphore>,
+    /// What the previous runs know of each target's findings: the sinks keep the new ones.
+    pub previous: Arc<KnownSet>,
+    /// The spec's snoozes at this run's time.
+    pub snoozes: Arc<Snoozes>,
+}
+
+impl RunContext {
+    /// The outcome of target `name`: its findings compared with the previous run's and
+    /// snoozed as the spec says.
+    pub fn outcome(&self, name: &str, area: Area, cap: usize) -> TargetOutcome {
+        TargetOutcome { sink: self.sink(name, cap), ..TargetOutcome::new(name, area, cap) }
+    }
+
+    /// A sink for part of target `name`, judged as [`RunContext::outcome`]'s, with the
+    /// counters the previous run read of it.
+    pub fn sink(&self, name: &str, cap: usize) -> FindingSink {
+        FindingSink::new(name, cap)
+            .against(self.previous.target(name))
+            .counting(self.previous.counters(name))
+            .snoozing(Some(self.snoozes.clone()))
+    }
+
+    /// Where "since the previous run" begins: that run's start, or a day ago on a first
+    /// run.
+    pub fn window_start(&self) -> Timestamp {
+        self.previous.taken_at().unwrap_or_else(|| self.now - jiff::SignedDuration::from_hours(24))
+    }
 }
 
 /// Targets (AWS regions count one each) a run checks at once by default.

@@ -38,7 +38,7 @@ const MAX_BODY: usize = 64 << 20;
 /// Checks one endpoint: alerts and every query run concurrently; each part that fails is
 /// an error of its own (scope `alerts` or `query <name>`) and the others still count.
 pub async fn check(target: &PrometheusTarget, ctx: &RunContext) -> TargetOutcome {
-    let mut out = TargetOutcome::new(&target.name, Area::Prometheus, MAX_FINDINGS);
+    let mut out = ctx.outcome(&target.name, Area::Prometheus, MAX_FINDINGS);
     out.insecure = target.insecure_skip_tls_verify;
     let prom = match Prom::new(target, ctx).await {
         Ok(p) => p,
@@ -92,6 +92,8 @@ enum Auth {
 struct Prom {
     client: Client,
     base: Url,
+    /// The Alertmanager the alerts are read from, if any.
+    alertmanager: Option<(Url, bool)>,
     auth: Auth,
     deadline: Instant,
     connect_timeout: Duration,
@@ -103,15 +105,24 @@ impl Prom {
         let base = base_url(&target.url).map_err(config_error)?;
         // The policy first: nothing is read or sent for a host the admin does not allow.
         let pinned = super::outbound::check(&ctx.grants, &base, "Prometheus URL").await?;
+        let (alertmanager, am_pinned) = match &target.alertmanager {
+            Some(am) => {
+                let url = base_url(&am.url).map_err(|e| config_error(format!("alertmanager: {e}")))?;
+                let pinned = super::outbound::check(&ctx.grants, &url, "Alertmanager URL").await?;
+                (Some((url, am.list_muted)), pinned)
+            }
+            None => (None, None),
+        };
         let auth = auth(target, ctx).await?;
         let seconds = |s: i64| Duration::from_secs(s.max(1) as u64);
         let connect_timeout = ctx.connect_timeout.unwrap_or_else(|| seconds(target.connect_timeout_seconds));
         let read_timeout = seconds(target.read_timeout_seconds);
         // A redirect may stay on the endpoint's origin only: it never leads the request,
         // past the policy check, to a host the spec did not name.
-        let origin = base.origin();
+        let origins: Vec<_> =
+            std::iter::once(&base).chain(alertmanager.as_ref().map(|(u, _)| u)).map(Url::origin).collect();
         let redirects = reqwest::redirect::Policy::custom(move |a| {
-            if a.url().origin() == origin && a.previous().len() < 5 { a.follow() } else { a.stop() }
+            if origins.contains(&a.url().origin()) && a.previous().len() < 5 { a.follow() } else { a.stop() }
         });
         let mut builder = Client::builder()
             .redirect(redirects)
@@ -124,12 +135,12 @@ impl Prom {
         if target.insecure_skip_tls_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        if let Some((host, addrs)) = &pinned {
+        for (host, addrs) in pinned.iter().chain(am_pinned.iter()) {
             builder = builder.resolve_to_addrs(host, addrs);
         }
         let client =
             builder.build().map_err(|e| config_error(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
-        Ok(Self { client, base, auth, deadline: ctx.deadline, connect_timeout, read_timeout })
+        Ok(Self { client, base, alertmanager, auth, deadline: ctx.deadline, connect_timeout, read_timeout })
     }
 
     /// The endpoint for the status: scheme, host and path, never credentials or query.
@@ -143,14 +154,33 @@ impl Prom {
             Ok(r) => r,
             Err(m) => return Part::failed(scope(), config_error(m)),
         };
-        let (data, _held): (AlertsData, _) = match self.fetch("api/v1/alerts", &[]).await {
-            Ok(d) => d,
-            Err(e) => return Part::failed(scope(), e),
+        let Some((am, list_muted)) = &self.alertmanager else {
+            let (data, _held): (AlertsData, _) =
+                match self.fetch(&self.base, Api::Prometheus, "api/v1/alerts", &[]).await {
+                    Ok(d) => d,
+                    Err(e) => return Part::failed(scope(), e),
+                };
+            let s = eval::alert_findings(&data.alerts, &rules, false);
+            let facts = BTreeMap::from([
+                ("alertsFiring", s.firing),
+                ("alertsPending", s.pending),
+                ("alertsBelowMinSeverity", s.below_min),
+                ("alertsExcluded", s.excluded),
+            ]);
+            return Part { findings: s.findings, facts, error: None };
         };
-        let s = eval::alert_findings(&data.alerts, &rules);
+        let params = [("active", "true"), ("silenced", "true"), ("inhibited", "true"), ("unprocessed", "true")];
+        let (data, _held): (Vec<eval::ManagedAlert>, _) =
+            match self.fetch(am, Api::Alertmanager, "api/v2/alerts", &params).await {
+                Ok(d) => d,
+                Err(e) => return Part::failed("alertmanager".into(), e),
+            };
+        let alerts: Vec<eval::Alert> = data.into_iter().map(eval::Alert::from).collect();
+        let s = eval::alert_findings(&alerts, &rules, *list_muted);
         let facts = BTreeMap::from([
             ("alertsFiring", s.firing),
-            ("alertsPending", s.pending),
+            ("alertsSilenced", s.silenced),
+            ("alertsInhibited", s.inhibited),
             ("alertsBelowMinSeverity", s.below_min),
             ("alertsExcluded", s.excluded),
         ]);
@@ -165,7 +195,8 @@ impl Prom {
         };
         let timeout = format!("{}s", self.read_timeout.as_secs());
         let params = [("query", resolved.query.as_str()), ("timeout", timeout.as_str())];
-        let (data, _held): (QueryData, _) = match self.fetch("api/v1/query", &params).await {
+        let (data, _held): (QueryData, _) = match self.fetch(&self.base, Api::Prometheus, "api/v1/query", &params).await
+        {
             Ok(d) => d,
             Err(e) => return Part::failed(scope(), e),
         };
@@ -177,15 +208,22 @@ impl Prom {
 
     /// Calls one API path with retries and returns the answer's `data`, with the memory
     /// it holds in the process's [`Budget`] until it is dropped.
-    async fn fetch<T: DeserializeOwned>(&self, path: &str, params: &[(&str, &str)]) -> Result<(T, Held), TargetError> {
-        let url = self.base.join(path).map_err(|e| config_error(format!("{path}: {e}")))?;
+    async fn fetch<T: DeserializeOwned>(
+        &self,
+        base: &Url,
+        api: Api,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(T, Held), TargetError> {
+        let url = base.join(path).map_err(|e| config_error(format!("{path}: {e}")))?;
         let post = params.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>() > POST_ABOVE;
-        retry(RetryPolicy::default(), self.deadline, |_| self.attempt(&url, params, post)).await
+        retry(RetryPolicy::default(), self.deadline, |_| self.attempt(&url, api, params, post)).await
     }
 
     async fn attempt<T: DeserializeOwned>(
         &self,
         url: &Url,
+        api: Api,
         params: &[(&str, &str)],
         post: bool,
     ) -> Attempt<(T, Held), TargetError> {
@@ -203,7 +241,7 @@ impl Prom {
         let wait = retry_after(resp.headers());
         let mut held = Budget::process().hold();
         match read_body(resp, &mut held).await {
-            Ok(body) => match answer(status, wait, &body) {
+            Ok(body) => match answer(api, status, wait, &body) {
                 Attempt::Done(data) => Attempt::Done((data, held)),
                 Attempt::Retry(e, wait) => Attempt::Retry(e, wait),
                 Attempt::Fail(e) => Attempt::Fail(e),
@@ -341,9 +379,27 @@ struct Envelope<T> {
 }
 
 /// Turns one HTTP answer into what the retry loop should do with it.
-fn answer<T: DeserializeOwned>(status: StatusCode, wait: Option<Duration>, body: &[u8]) -> Attempt<T, TargetError> {
+/// Whose API answers: Prometheus wraps its data in an envelope, Alertmanager does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Api {
+    Prometheus,
+    Alertmanager,
+}
+
+fn answer<T: DeserializeOwned>(
+    api: Api,
+    status: StatusCode,
+    wait: Option<Duration>,
+    body: &[u8],
+) -> Attempt<T, TargetError> {
     if status == StatusCode::TOO_MANY_REQUESTS {
         return Attempt::Retry(error(ErrorTier::Throttled, status_message(status)), wait);
+    }
+    if status.is_success() && api == Api::Alertmanager {
+        return match serde_json::from_slice::<T>(body) {
+            Ok(d) => Attempt::Done(d),
+            Err(e) => Attempt::Fail(error(ErrorTier::Api, format!("not an Alertmanager API v2 answer: {e}"))),
+        };
     }
     if status.is_success() {
         return match serde_json::from_slice::<Envelope<T>>(body) {
@@ -412,7 +468,12 @@ mod tests {
     }
 
     fn run(status: u16, body: &str) -> (&'static str, Option<ErrorTier>, String, Option<Duration>) {
-        outcome(answer(StatusCode::from_u16(status).unwrap(), Some(Duration::from_secs(2)), body.as_bytes()))
+        outcome(answer(
+            Api::Prometheus,
+            StatusCode::from_u16(status).unwrap(),
+            Some(Duration::from_secs(2)),
+            body.as_bytes(),
+        ))
     }
 
     #[test]
@@ -439,6 +500,8 @@ mod tests {
             aws_env: crate::collect::AwsEnv::process(),
             grants: crate::tenancy::Grants::unrestricted(),
             in_flight: crate::collect::in_flight(crate::collect::TARGETS_IN_FLIGHT),
+            previous: Default::default(),
+            snoozes: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! process left unfinished, plan (pure, [`crate::schedule`]), claim the slot in the
 //! status, run (collect → evaluate), write the result, notify.
 
+mod known;
 pub mod leader;
 mod run;
 pub mod runner;
@@ -585,10 +586,14 @@ pub async fn run(
     let store = controller.store();
     let forgetting = ctx.clone();
     let forget_deleted = async move {
-        loop {
+        for round in 0u64.. {
             tokio::time::sleep(Duration::from_secs(15)).await;
             forgetting.metrics.retain(|ns, name| store.get(&ObjectRef::new(name).within(ns)).is_some());
             forgetting.runner.retain(|key| store.get(key).is_some());
+            // The known findings of deleted MorningChecks, every ten minutes.
+            if round % 40 == 0 {
+                known::sweep(&forgetting).await;
+            }
         }
     };
     ready.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -1,5 +1,6 @@
 //! One run of a claimed slot: collect, evaluate, write the result, then notify.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -18,7 +19,7 @@ use crate::api::{
     RunResult, SlackSpec,
 };
 use crate::collect::{LocalCluster, RunContext, SecretSource, collect_all};
-use crate::evaluate::{RunMeta, build_report};
+use crate::evaluate::{RunMeta, Snoozes, build_report};
 use crate::publish::slack;
 
 pub(super) async fn execute(
@@ -59,9 +60,14 @@ async fn run_inner(
     // unless the admin lets the namespace use the operator's. Its Secrets are read as
     // that identity too.
     let grants = ctx.grants(&ns, &mc.spec);
+    let recorded = st.known_findings.clone();
+    let now = ctx.clock.now();
+    let last_started = st.last_run.as_ref().map(|r| r.started_at.0);
+    let snoozes = Arc::new(Snoozes::new(&mc.spec.snoozes, mc.spec.time_zone.as_deref(), now, last_started));
+    let previous = Arc::new(super::known::load(ctx, mc, recorded.as_ref()).await);
     let client = ctx.client_for(&grants.identity).map_err(super::Error::Kube)?;
     let rc = RunContext {
-        now: ctx.clock.now(),
+        now,
         deadline: started + Duration::from_secs(mc.spec.timeout_seconds.max(1) as u64),
         secrets: SecretSource::Kubernetes { client: client.clone(), namespace: ns.clone() },
         local: LocalCluster::Client(client),
@@ -69,6 +75,8 @@ async fn run_inner(
         aws_env: crate::collect::AwsEnv::process(),
         grants,
         in_flight: crate::collect::in_flight(ctx.targets_in_flight),
+        previous: previous.clone(),
+        snoozes: snoozes.clone(),
     };
     let outcomes = collect_all(&mc.spec, &rc).await;
     let elapsed = SignedDuration::try_from(started.elapsed()).unwrap_or_default();
@@ -76,19 +84,27 @@ async fn run_inner(
 
     let completed_before = st.last_run.as_ref().filter(|r| r.result != RunResult::Interrupted);
     let previous_digest = completed_before.map(|r| r.findings_digest.clone());
-    let previous = (st.last_run.is_some() || !st.history.is_empty()).then_some(st.known_findings.as_slice());
     let meta = RunMeta {
         run_id: active.run_id.clone(),
         slot: active.slot.0,
         started_at: active.started_at.0,
         finished_at: finished,
     };
-    let (mut report, known) = build_report(meta, outcomes, previous);
+    let (mut report, known) = build_report(meta, outcomes, &previous, &snoozes);
     report.attempt = active.attempt;
     info!(result = ?report.result, findings = report.counts.total, seconds = report.duration_seconds, "run finished");
 
     record(mc, &mut st, &report, finished);
-    st.known_findings = known;
+    // Kept before the status points to it; when it can't be, the next run compares with
+    // nothing rather than with a run older than this one.
+    st.known_findings = match super::known::store(ctx, mc, recorded.as_ref(), &report.run_id, &known).await {
+        Ok(at) => Some(at),
+        Err(e) => {
+            let note = format!("the findings of run {} could not be kept for the next run's diff: {e}", report.run_id);
+            ctx.event(mc, Series::Own, EventType::Warning, "FindingsNotKept", "Run", note).await;
+            None
+        }
+    };
     let post = plan_notification(mc, &report, previous_digest.as_deref());
     match &post {
         Post::Send(_) => st.notification = Some(notification(&report.run_id, Outcome::Sending, None, finished)),
@@ -105,6 +121,16 @@ async fn run_inner(
     ctx.metrics.observe_run(&report);
     ctx.metrics.observe_status(&written);
     announce(mc, ctx, &report).await;
+    if !report.snoozes.refused.is_empty() {
+        let refused: Vec<String> = report
+            .snoozes
+            .refused
+            .iter()
+            .map(|r| format!("{} {} ({})", r.check, r.object, r.note.as_deref().unwrap_or_default()))
+            .collect();
+        let note = format!("snoozes not applied: {}", refused.join("; "));
+        ctx.event(mc, Series::Fold, EventType::Warning, "SnoozeRefused", "Run", note).await;
+    }
 
     if let Post::Send(spec) = post {
         let outcome = notify(mc, ctx, &report, &rc, spec).await;

@@ -152,9 +152,6 @@ enum Cut {
     DiffLists(usize),
     /// At most this many history lines.
     History(usize),
-    /// At most this many known findings: fewer makes the next diff coarser, never wrong
-    /// about totals.
-    Known(usize),
     /// Targets lose facts, scope, and all errors but the first, whose message is cut to
     /// this many bytes: what is left is name, area, result, tier and counts.
     TargetDetail(usize),
@@ -162,7 +159,7 @@ enum Cut {
     Targets,
 }
 
-/// The cuts in order: findings, diff lists, history, known findings, per-target detail,
+/// The cuts in order: findings, diff lists, history, per-target detail,
 /// then whole targets. Totals (`counts`, the diff's totals, history's counts) are never cut.
 const CUTS: &[Cut] = &[
     Cut::Findings(10),
@@ -176,9 +173,6 @@ const CUTS: &[Cut] = &[
     Cut::DiffLists(0),
     Cut::History(5),
     Cut::History(1),
-    Cut::Known(100),
-    Cut::Known(20),
-    Cut::Known(0),
     Cut::TargetDetail(256),
     Cut::TargetDetail(64),
     Cut::TargetDetail(0),
@@ -217,10 +211,8 @@ fn bound_text(status: &mut MorningCheckStatus) {
 }
 
 fn apply(status: &mut MorningCheckStatus, cut: Cut, size: usize) {
-    match cut {
-        Cut::History(n) => status.history.truncate(n),
-        Cut::Known(n) => status.known_findings.truncate(n),
-        _ => {}
+    if let Cut::History(n) = cut {
+        status.history.truncate(n);
     }
     let Some(run) = &mut status.last_run else { return };
     match cut {
@@ -242,7 +234,7 @@ fn apply(status: &mut MorningCheckStatus, cut: Cut, size: usize) {
             }
         }
         Cut::Targets => omit_targets(run, size - STATUS_BUDGET),
-        Cut::History(_) | Cut::Known(_) => {}
+        Cut::History(_) => {}
     }
 }
 

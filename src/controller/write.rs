@@ -98,7 +98,7 @@ async fn get_fresh(api: &Api<MorningCheck>, name: &str) -> Result<MorningCheck> 
 /// One API call, retried through a short apiserver outage so a finished run's result is
 /// not lost, and never for longer than [`STATUS_WRITE_DEADLINE`] in all: the client's own
 /// retries of 429 and 503 would otherwise wait for minutes.
-async fn through_outage<T, F, Fut>(call: F) -> Result<T>
+pub(super) async fn through_outage<T, F, Fut>(call: F) -> Result<T>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,

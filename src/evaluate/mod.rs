@@ -2,11 +2,17 @@
 //! with the previous run. No IO here, so all of it is tested without peers.
 
 pub mod ec2;
+pub mod known;
 pub mod kubernetes;
 pub mod prometheus;
 mod report;
+pub mod snooze;
 
-pub use report::{FindingSink, RunMeta, SCHEMA_VERSION, TargetOutcome, build_report, digest_keys, rank};
+pub use known::KnownSet;
+pub use report::{
+    Counters, FindingSink, RunMeta, SCHEMA_VERSION, TargetOutcome, build_report, digest_keys, digest_text, rank,
+};
+pub use snooze::Snoozes;
 
 use std::fmt::Write as _;
 

@@ -23,8 +23,16 @@
 //! # Queries
 //! Each series of an instant query (vector or scalar) is compared with the thresholds:
 //! it crosses when strictly above (or, with direction `Below`, strictly below) the
-//! critical, else the warning value. NaN never crosses; ±Inf compares as infinity. An
-//! empty result is healthy. Findings are `QueryThreshold` on `<query>: <legend>`.
+//! critical, else the warning value. ±Inf compares as infinity, and its message says
+//! what it usually means (a division by zero). Findings are `QueryThreshold` on
+//! `<query>: <legend>`.
+//!
+//! No data is never silently healthy when the query says otherwise: an empty result, or
+//! a series whose value is NaN (0/0, e.g. a ratio over no requests), is a `QueryNoData`
+//! finding of the query's `onEmpty` severity (Warning for the presets, whose series come
+//! from exporters that may not be scraped), whose message says which. With `onEmpty:
+//! Healthy` (custom queries' default) an empty result finds nothing and a NaN series is
+//! an info finding, so it is still seen.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
@@ -39,6 +47,7 @@ use crate::validate::matcher_regex;
 
 pub const ALERT_FIRING: &str = "AlertFiring";
 pub const QUERY_THRESHOLD: &str = "QueryThreshold";
+pub const QUERY_NO_DATA: &str = "QueryNoData";
 
 /// Labels that tell two alerts of the same name apart in a finding's object.
 const IDENTIFYING: [&str; 4] = ["instance", "namespace", "job", "service"];
@@ -65,6 +74,54 @@ pub struct Alert {
     pub state: String,
     #[serde(default)]
     pub active_at: Option<String>,
+    /// Silences that mute it (Alertmanager only).
+    #[serde(skip)]
+    pub silenced_by: Vec<String>,
+    /// Alerts that inhibit it (Alertmanager only).
+    #[serde(skip)]
+    pub inhibited_by: Vec<String>,
+}
+
+/// One alert of Alertmanager's `GET /api/v2/alerts`.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedAlert {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub starts_at: Option<String>,
+    #[serde(default)]
+    pub status: ManagedStatus,
+}
+
+/// Its state: `active`, `suppressed` (silenced or inhibited) or `unprocessed`.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedStatus {
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub silenced_by: Vec<String>,
+    #[serde(default)]
+    pub inhibited_by: Vec<String>,
+}
+
+impl From<ManagedAlert> for Alert {
+    /// Alertmanager holds firing alerts only: active ones (and those it has not processed
+    /// yet, which nothing has muted) fire; suppressed ones are muted.
+    fn from(a: ManagedAlert) -> Self {
+        let state = if a.status.state == "suppressed" { "suppressed" } else { "firing" };
+        Alert {
+            labels: a.labels,
+            annotations: a.annotations,
+            state: state.to_string(),
+            active_at: a.starts_at,
+            silenced_by: a.status.silenced_by,
+            inhibited_by: a.status.inhibited_by,
+        }
+    }
 }
 
 /// A compiled label matcher.
@@ -150,10 +207,17 @@ pub struct AlertSummary {
     pub pending: u64,
     pub below_min: u64,
     pub excluded: u64,
+    /// Muted in Alertmanager by a silence.
+    pub silenced: u64,
+    /// Muted in Alertmanager by another alert.
+    pub inhibited: u64,
 }
 
-/// Firing alerts → findings; everything else is counted.
-pub fn alert_findings(alerts: &[Alert], rules: &AlertRules) -> AlertSummary {
+pub const ALERT_MUTED: &str = "AlertMuted";
+
+/// Firing alerts → findings; everything else is counted. A muted (silenced or inhibited)
+/// alert is never a finding: someone already knows; with `list_muted` it is an info one.
+pub fn alert_findings(alerts: &[Alert], rules: &AlertRules, list_muted: bool) -> AlertSummary {
     let mut sum = AlertSummary::default();
     let mut findings = Vec::new();
     for a in alerts {
@@ -169,7 +233,19 @@ pub fn alert_findings(alerts: &[Alert], rules: &AlertRules) -> AlertSummary {
                 if severity < rules.min {
                     sum.below_min += 1;
                 } else {
-                    findings.push(alert_finding(a, severity, note));
+                    findings.push(alert_finding(a, ALERT_FIRING, severity, note));
+                }
+            }
+            "suppressed" => {
+                let by = if a.silenced_by.is_empty() {
+                    sum.inhibited += 1;
+                    format!("inhibited by {}", a.inhibited_by.join(", "))
+                } else {
+                    sum.silenced += 1;
+                    format!("silenced by {}", a.silenced_by.join(", "))
+                };
+                if list_muted {
+                    findings.push(alert_finding(a, ALERT_MUTED, Severity::Info, Some(by)));
                 }
             }
             _ => {}
@@ -179,7 +255,7 @@ pub fn alert_findings(alerts: &[Alert], rules: &AlertRules) -> AlertSummary {
     sum
 }
 
-fn alert_finding(a: &Alert, severity: Severity, note: Option<String>) -> Finding {
+fn alert_finding(a: &Alert, check: &str, severity: Severity, note: Option<String>) -> Finding {
     let name = a.labels.get("alertname").map_or("(no alertname)", String::as_str);
     let ids = IDENTIFYING.iter().filter_map(|l| a.labels.get(*l).map(|v| format!("{l}={v:?}")));
     let ids: Vec<String> = ids.collect();
@@ -190,7 +266,7 @@ fn alert_finding(a: &Alert, severity: Severity, note: Option<String>) -> Finding
         message.push_str(&format!(" ({n})"));
     }
     let since = a.active_at.as_deref().and_then(|t| t.parse().ok());
-    finding(severity, ALERT_FIRING, object, message, since)
+    finding(severity, check, object, message, since)
 }
 
 /// Keeps one finding per key (the most severe; the first among equals) and says how many
@@ -237,11 +313,15 @@ pub struct ResolvedQuery {
     pub direction: Direction,
     pub legend: Option<String>,
     pub unit: Unit,
+    /// The severity of an answer without data; none: healthy.
+    pub on_empty: Option<Severity>,
+    /// The series the query reads, named when it finds no data: e.g. a preset's.
+    pub reads: Option<&'static str>,
 }
 
 /// The built-in queries of the morning routine.
 pub fn preset(p: QueryPreset) -> ResolvedQuery {
-    let (query, warning, critical, direction, legend, unit) = match p {
+    let (query, warning, critical, direction, legend, unit, reads) = match p {
         QueryPreset::HotNodes => (
             r#"100 - (avg by(instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)"#,
             Some(80.0),
@@ -249,6 +329,7 @@ pub fn preset(p: QueryPreset) -> ResolvedQuery {
             Direction::Above,
             "{{instance}}",
             Unit::Percent,
+            "node_cpu_seconds_total (node-exporter)",
         ),
         QueryPreset::DisksFilling => (
             r#"predict_linear(node_filesystem_free_bytes{fstype!~"tmpfs|overlay"}[6h], 24*3600)"#,
@@ -257,6 +338,7 @@ pub fn preset(p: QueryPreset) -> ResolvedQuery {
             Direction::Below,
             "{{instance}} {{mountpoint}}",
             Unit::Bytes,
+            "node_filesystem_free_bytes (node-exporter)",
         ),
         QueryPreset::Http5xx => (
             r#"sum by(service) (rate(http_requests_total{status=~"5.."}[5m]))"#,
@@ -265,6 +347,7 @@ pub fn preset(p: QueryPreset) -> ResolvedQuery {
             Direction::Above,
             "{{service}}",
             Unit::RequestsPerSecond,
+            "http_requests_total",
         ),
     };
     ResolvedQuery {
@@ -275,6 +358,8 @@ pub fn preset(p: QueryPreset) -> ResolvedQuery {
         direction,
         legend: Some(legend.to_string()),
         unit,
+        on_empty: Some(Severity::Warning),
+        reads: Some(reads),
     }
 }
 
@@ -294,6 +379,11 @@ pub fn resolve(q: &PromQuery) -> Result<ResolvedQuery, String> {
         direction: q.direction.or(b.map(|b| b.direction)).unwrap_or_default(),
         legend: q.legend.clone().or_else(|| b.and_then(|b| b.legend.clone())),
         unit: q.unit.or(b.map(|b| b.unit)).unwrap_or_default(),
+        on_empty: match q.on_empty {
+            Some(o) => o.severity(),
+            None => b.and_then(|b| b.on_empty),
+        },
+        reads: b.and_then(|b| b.reads),
     };
     if r.warning.is_none() && r.critical.is_none() {
         return Err("no threshold: set warning, critical or both".to_string());
@@ -352,6 +442,13 @@ pub fn query_findings(q: &ResolvedQuery, data: &QueryData) -> Result<QueryOutcom
             findings.push(f);
         }
     }
+    if series.is_empty()
+        && let Some(severity) = q.on_empty
+    {
+        let missing = q.reads.map(|r| format!(": are the series of {r} scraped?")).unwrap_or_default();
+        let message = format!("the query returned no series{missing}");
+        findings.push(finding(severity, QUERY_NO_DATA, q.name.clone(), message, None));
+    }
     out.findings = merge_same_key(findings, "series with the same legend");
     Ok(out)
 }
@@ -375,22 +472,29 @@ fn crosses(v: f64, threshold: f64, dir: Direction) -> bool {
 }
 
 fn series_finding(q: &ResolvedQuery, labels: &BTreeMap<String, String>, v: f64) -> Option<Finding> {
+    let legend = legend(q.legend.as_deref(), labels);
+    let object = if legend.is_empty() { q.name.clone() } else { format!("{}: {legend}", q.name) };
+    if v.is_nan() {
+        let message = "value NaN: no data to compare with the thresholds (0/0, e.g. a ratio over no samples)";
+        return Some(finding(q.on_empty.unwrap_or(Severity::Info), QUERY_NO_DATA, object, message, None));
+    }
     let crossed = [(Severity::Critical, q.critical), (Severity::Warning, q.warning)]
         .into_iter()
         .find_map(|(s, t)| t.filter(|t| crosses(v, *t, q.direction)).map(|t| (s, t)));
     let (severity, threshold) = crossed?;
-    let legend = legend(q.legend.as_deref(), labels);
-    let object = if legend.is_empty() { q.name.clone() } else { format!("{}: {legend}", q.name) };
     let dir = match q.direction {
         Direction::Above => "above",
         Direction::Below => "below",
     };
-    let message = format!(
+    let mut message = format!(
         "value {} is {dir} the {} threshold of {}",
         format_value(v, q.unit),
         severity.as_str(),
         format_value(threshold, q.unit)
     );
+    if v.is_infinite() {
+        message.push_str(" (an infinite value: a division by zero in the query?)");
+    }
     Some(finding(severity, QUERY_THRESHOLD, object, message, None))
 }
 
@@ -500,6 +604,7 @@ mod tests {
             annotations: labels(&[("summary", summary)]),
             state: state.to_string(),
             active_at: Some("2026-11-24T06:10:00.123Z".to_string()),
+            ..Alert::default()
         }
     }
 
@@ -533,7 +638,7 @@ mod tests {
     #[test]
     fn firing_alerts_are_findings_and_the_rest_is_counted() {
         let rules = AlertRules::new(&AlertFilter::default()).unwrap();
-        let s = alert_findings(&sample_alerts(), &rules);
+        let s = alert_findings(&sample_alerts(), &rules, false);
         assert_eq!(
             objects(&s.findings),
             [
@@ -557,7 +662,7 @@ mod tests {
             "include": [{"label": "alertname", "value": "L.*|Odd|NoSev|Slow", "regex": true}],
             "exclude": [{"label": "team", "value": "x"}],
         }));
-        let s = alert_findings(&sample_alerts(), &AlertRules::new(&f).unwrap());
+        let s = alert_findings(&sample_alerts(), &AlertRules::new(&f).unwrap(), false);
         assert_eq!(objects(&s.findings), [(Severity::Critical, "Odd", "odd")]);
         // Disk and Watchdog are not included; Lat (warn → info) and NoSev (info) are below.
         assert_eq!((s.firing, s.pending, s.below_min, s.excluded), (3, 1, 2, 2));
@@ -567,7 +672,7 @@ mod tests {
     fn regex_matchers_are_anchored_and_missing_labels_are_empty() {
         let f = filter(json!({"exclude": [{"label": "alertname", "value": "Watch", "regex": true},
                                           {"label": "team", "value": ""}]}));
-        let s = alert_findings(&sample_alerts(), &AlertRules::new(&f).unwrap());
+        let s = alert_findings(&sample_alerts(), &AlertRules::new(&f).unwrap(), false);
         assert_eq!(objects(&s.findings).iter().map(|o| o.1).collect::<Vec<_>>(), ["Disk{instance=\"db-1\"}"]);
         assert_eq!(s.excluded, 5);
         let bad = filter(json!({"include": [{"label": "a", "value": "(", "regex": true}]}));
@@ -581,7 +686,7 @@ mod tests {
             alert("firing", &[("alertname", "Pod"), ("severity", "critical"), ("pod", "b")], "b"),
             alert("firing", &[("alertname", "Pod"), ("severity", "warning"), ("pod", "c")], "c"),
         ];
-        let s = alert_findings(&alerts, &AlertRules::new(&AlertFilter::default()).unwrap());
+        let s = alert_findings(&alerts, &AlertRules::new(&AlertFilter::default()).unwrap(), false);
         assert_eq!(objects(&s.findings), [(Severity::Critical, "Pod", "b (+2 more alerts like this)")]);
         assert_eq!(s.firing, 3);
     }
@@ -617,8 +722,14 @@ mod tests {
             [
                 (Severity::Critical, "cpu: a", "value 96% is above the critical threshold of 95%"),
                 (Severity::Warning, "cpu: b", "value 93.2% is above the warning threshold of 80%"),
+                (
+                    Severity::Info,
+                    "cpu: d",
+                    "value NaN: no data to compare with the thresholds (0/0, e.g. a ratio over no samples)"
+                ),
             ]
         );
+        assert_eq!(out.findings[2].check, QUERY_NO_DATA, "NaN is explained, not dropped");
         assert_eq!(out.findings[0].check, QUERY_THRESHOLD);
         assert_eq!(out.findings[0].key, "QueryThreshold/cpu: a");
     }
@@ -644,7 +755,7 @@ mod tests {
                 (
                     Severity::Critical,
                     "free: {mountpoint=\"/data\"}",
-                    "value -Inf is below the critical threshold of 0 B"
+                    "value -Inf is below the critical threshold of 0 B (an infinite value: a division by zero in the query?)"
                 ),
             ]
         );
@@ -654,8 +765,38 @@ mod tests {
         let out = query_findings(&up, &vector(&[(&[], "+Inf")])).unwrap();
         assert_eq!(
             objects(&out.findings),
-            [(Severity::Warning, "inf", "value +Inf is above the warning threshold of 1e300")]
+            [(
+                Severity::Warning,
+                "inf",
+                "value +Inf is above the warning threshold of 1e300 (an infinite value: a division by zero in the query?)"
+            )]
         );
+    }
+
+    /// No data: healthy for a custom query unless it says otherwise; a warning for a
+    /// preset, naming the series that are missing.
+    #[test]
+    fn an_empty_answer_is_what_on_empty_says() {
+        let empty = answer("vector", json!([]));
+        let custom = query(json!({"name": "q", "query": "x", "warning": 1}));
+        assert_eq!(query_findings(&custom, &empty).unwrap().findings, []);
+        let strict = query(json!({"name": "q", "query": "x", "warning": 1, "onEmpty": "Critical"}));
+        let out = query_findings(&strict, &empty).unwrap();
+        assert_eq!(objects(&out.findings), [(Severity::Critical, "q", "the query returned no series")]);
+        assert_eq!(out.findings[0].check, QUERY_NO_DATA);
+        let disks = query(json!({"name": "disks", "preset": "disks-filling"}));
+        assert_eq!(
+            objects(&query_findings(&disks, &empty).unwrap().findings),
+            [(
+                Severity::Warning,
+                "disks",
+                "the query returned no series: are the series of node_filesystem_free_bytes (node-exporter) scraped?"
+            )]
+        );
+        let quiet = query(json!({"name": "disks", "preset": "disks-filling", "onEmpty": "Healthy"}));
+        assert_eq!(query_findings(&quiet, &empty).unwrap().findings, []);
+        let nan = query_findings(&strict, &vector(&[(&[("job", "a")], "NaN")])).unwrap();
+        assert_eq!(nan.findings[0].severity, Severity::Critical, "NaN is no data too");
     }
 
     #[test]
@@ -752,5 +893,31 @@ mod tests {
         assert_eq!(parse_value("1e+00"), Some(1.0));
         assert_eq!(parse_value("x"), None);
         assert!(!crosses(f64::NAN, 0.0, Direction::Above) && !crosses(f64::NAN, 0.0, Direction::Below));
+    }
+
+    /// Alertmanager's view: silenced and inhibited alerts are counted, not findings, and
+    /// listed as info findings on request; unprocessed ones fire.
+    #[test]
+    fn muted_alerts_are_counted_not_found() {
+        let managed: Vec<ManagedAlert> = serde_json::from_value(json!([
+            {"labels": {"alertname": "Disk", "severity": "critical", "instance": "db-1"},
+             "annotations": {"summary": "full"}, "startsAt": "2026-12-01T06:00:00Z",
+             "status": {"state": "suppressed", "silencedBy": ["s-1"], "inhibitedBy": []}},
+            {"labels": {"alertname": "Lat", "severity": "warning"},
+             "status": {"state": "suppressed", "silencedBy": [], "inhibitedBy": ["f-9"]}},
+            {"labels": {"alertname": "Cpu", "severity": "critical"}, "status": {"state": "active"}},
+            {"labels": {"alertname": "New", "severity": "warning"}, "status": {"state": "unprocessed"}},
+        ]))
+        .unwrap();
+        let alerts: Vec<Alert> = managed.into_iter().map(Alert::from).collect();
+        let rules = AlertRules::new(&AlertFilter::default()).unwrap();
+        let s = alert_findings(&alerts, &rules, false);
+        assert_eq!((s.firing, s.silenced, s.inhibited), (2, 1, 1));
+        assert_eq!(s.findings.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["Cpu", "New"]);
+        let listed = alert_findings(&alerts, &rules, true);
+        let muted: Vec<_> = listed.findings.iter().filter(|f| f.check == ALERT_MUTED).collect();
+        assert_eq!(muted.len(), 2);
+        assert!(muted.iter().all(|f| f.severity == Severity::Info));
+        assert!(muted[0].message.contains("silenced by s-1"), "{}", muted[0].message);
     }
 }

@@ -1,30 +1,69 @@
 //! Bounded collection of findings, grading, and the diff with the previous run.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::known::{Known, KnownSet, TargetCounters, TargetKnown};
+use super::snooze::Snoozes;
 use crate::api::{
-    Area, Counts, Finding, FindingRef, KnownFinding, RunDiff, RunReport, RunResult, Severity, TargetError, TargetReport,
+    Area, Counts, Finding, FindingRef, RunDiff, RunReport, RunResult, Severity, SnoozeSummary, SnoozedFinding,
+    TargetError, TargetReport,
 };
 
 /// The JSON schema version of [`RunReport`].
 pub const SCHEMA_VERSION: &str = "morningcheck.io/v1alpha1";
-/// Findings remembered for the next run's diff, most severe first.
-pub const KNOWN_CAP: usize = 200;
 /// Findings named per list of the diff.
 const DIFF_LIST_CAP: usize = 20;
 
 /// Keeps the `cap` most severe findings of a target and counts all of them, so memory
-/// stays bounded however many objects are evaluated.
+/// stays bounded however many objects are evaluated. Given what the previous run knew of
+/// the target, it also keeps the most severe findings that are new, wherever they rank.
 #[derive(Debug, Clone)]
 pub struct FindingSink {
     cap: usize,
     kept: Vec<Finding>,
     counts: Counts,
-    /// Hashes of every finding key, for the diff and the digest (8 bytes a finding).
-    ids: Vec<u64>,
+    /// Id and severity of every finding, for the diff and the digest (16 bytes a finding).
+    ids: Vec<(u64, Severity)>,
     target: String,
+    previous: Option<Arc<TargetKnown>>,
+    /// The most severe findings the previous run did not have.
+    fresh: Vec<Finding>,
+    snoozes: Option<Arc<Snoozes>>,
+    /// The most severe snoozed findings.
+    snoozed: Vec<SnoozedFinding>,
+    /// The counters the previous run read of this target, and those of this run.
+    previous_counters: Option<Arc<TargetCounters>>,
+    counters: Vec<(u64, u64)>,
+}
+
+/// Counters a check reads from its objects (a container's restarts), remembered for the
+/// next run, so a check can count what happened since the previous one.
+pub trait Counters {
+    /// Records `value` under `key` for the next run; returns the value the previous run
+    /// recorded under it, if it did.
+    fn since(&mut self, key: &str, value: u64) -> Option<u64>;
+
+    /// Records under `key` the earliest of `now` and what the previous run recorded, and
+    /// returns it: when a state was first seen, across runs.
+    fn first_seen(&mut self, key: &str, now: u64) -> u64;
+}
+
+impl Counters for FindingSink {
+    fn since(&mut self, key: &str, value: u64) -> Option<u64> {
+        let id = finding_id(&self.target, key);
+        self.counters.push((id, value));
+        self.previous_counters.as_ref().and_then(|p| p.get(&id).copied())
+    }
+
+    fn first_seen(&mut self, key: &str, now: u64) -> u64 {
+        let id = finding_id(&self.target, key);
+        let first = self.previous_counters.as_ref().and_then(|p| p.get(&id).copied()).unwrap_or(now).min(now);
+        self.counters.push((id, first));
+        first
+    }
 }
 
 impl FindingSink {
@@ -35,14 +74,59 @@ impl FindingSink {
             counts: Counts::default(),
             ids: Vec::new(),
             target: target.to_string(),
+            previous: None,
+            fresh: Vec::new(),
+            snoozes: None,
+            snoozed: Vec::new(),
+            previous_counters: None,
+            counters: Vec::new(),
         }
     }
 
+    /// Reads the counters the previous run recorded of this target.
+    pub fn counting(mut self, previous: Option<Arc<TargetCounters>>) -> Self {
+        self.previous_counters = previous;
+        self
+    }
+
+    /// Compares with what the previous run knew of this target (`None`: nothing, so
+    /// nothing is new).
+    pub fn against(mut self, previous: Option<Arc<TargetKnown>>) -> Self {
+        self.previous = previous;
+        self
+    }
+
+    /// Applies the run's snoozes: a finding one covers is counted as snoozed, not kept.
+    pub fn snoozing(mut self, snoozes: Option<Arc<Snoozes>>) -> Self {
+        self.snoozes = snoozes;
+        self
+    }
+
     pub fn push(&mut self, f: Finding) {
+        let id = finding_id(&self.target, &f.key);
+        self.ids.push((id, f.severity));
+        let snoozed = self.snoozes.as_deref().and_then(|s| s.find(&self.target, &f)).map(|m| SnoozedFinding {
+            target: self.target.clone(),
+            severity: f.severity,
+            check: f.check.clone(),
+            object: f.object.clone(),
+            reason: m.reason.to_string(),
+            until: Time(m.until),
+        });
+        if let Some(s) = snoozed {
+            self.counts.total += 1;
+            self.counts.snoozed += 1;
+            self.snoozed.push(s);
+            bound_snoozed(&mut self.snoozed);
+            return;
+        }
         self.counts.add(f.severity, 1);
-        self.ids.push(finding_id(&self.target, &f.key));
+        if self.previous.as_ref().is_some_and(|p| !p.contains_key(&id)) {
+            self.fresh.push(f.clone());
+            bound(&mut self.fresh, DIFF_LIST_CAP);
+        }
         self.kept.push(f);
-        self.bound();
+        bound(&mut self.kept, self.cap);
     }
 
     pub fn extend(&mut self, findings: impl IntoIterator<Item = Finding>) {
@@ -57,30 +141,70 @@ impl FindingSink {
         self.counts.merge(&other.counts);
         self.ids.extend(other.ids);
         self.kept.extend(other.kept);
-        self.bound();
-    }
-
-    /// Trims once twice the cap is kept, so sorting is amortized over many pushes.
-    fn bound(&mut self) {
-        if self.kept.len() >= self.cap * 2 {
-            self.trim();
-        }
-    }
-
-    fn trim(&mut self) {
-        self.kept.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.key.cmp(&b.key)));
-        self.kept.truncate(self.cap);
+        bound(&mut self.kept, self.cap);
+        self.fresh.extend(other.fresh);
+        bound(&mut self.fresh, DIFF_LIST_CAP);
+        self.snoozed.extend(other.snoozed);
+        bound_snoozed(&mut self.snoozed);
+        self.counters.extend(other.counters);
     }
 
     pub fn counts(&self) -> Counts {
         self.counts
     }
 
-    /// The kept findings, most severe first.
-    pub fn into_parts(mut self) -> (Vec<Finding>, Counts, Vec<u64>) {
-        self.trim();
-        (self.kept, self.counts, self.ids)
+    /// The kept findings (most severe first), the counts and every finding's id.
+    pub fn into_parts(self) -> (Vec<Finding>, Counts, Vec<u64>) {
+        let p = self.finish();
+        (p.kept, p.counts, p.ids.into_iter().map(|(id, _)| id).collect())
     }
+
+    fn finish(mut self) -> Parts {
+        trim(&mut self.kept, self.cap);
+        trim(&mut self.fresh, DIFF_LIST_CAP);
+        trim_snoozed(&mut self.snoozed);
+        Parts {
+            kept: self.kept,
+            fresh: self.fresh,
+            counts: self.counts,
+            ids: self.ids,
+            snoozed: self.snoozed,
+            counters: self.counters,
+        }
+    }
+}
+
+fn bound_snoozed(s: &mut Vec<SnoozedFinding>) {
+    if s.len() >= DIFF_LIST_CAP * 2 {
+        trim_snoozed(s);
+    }
+}
+
+fn trim_snoozed(s: &mut Vec<SnoozedFinding>) {
+    s.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.object.cmp(&b.object)));
+    s.truncate(DIFF_LIST_CAP);
+}
+
+/// A sink's contents, for the report.
+struct Parts {
+    kept: Vec<Finding>,
+    fresh: Vec<Finding>,
+    counts: Counts,
+    ids: Vec<(u64, Severity)>,
+    snoozed: Vec<SnoozedFinding>,
+    counters: Vec<(u64, u64)>,
+}
+
+/// Trims once twice the cap is kept, so sorting is amortized over many pushes.
+fn bound(findings: &mut Vec<Finding>, cap: usize) {
+    if findings.len() >= cap * 2 {
+        trim(findings, cap);
+    }
+}
+
+fn trim(findings: &mut Vec<Finding>, cap: usize) {
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.key.cmp(&b.key)));
+    findings.truncate(cap);
 }
 
 /// What a collector hands to the evaluation: its findings and errors.
@@ -138,26 +262,28 @@ fn fnv1a(parts: &[&str]) -> u64 {
     h
 }
 
+/// A short stable digest of a text, e.g. to name it where only `[0-9a-f]` may go.
+pub fn digest_text(s: &str) -> String {
+    format!("{:016x}", fnv1a(&[s]))
+}
+
 fn finding_id(target: &str, key: &str) -> u64 {
     fnv1a(&[target, key])
 }
 
-fn id_hex(id: u64) -> String {
-    format!("{id:016x}")
-}
-
-/// Digest of a set of finding ids: equal sets, equal digests, whatever the order.
-pub fn digest_keys(ids: &[u64]) -> String {
+/// Digest of a set of findings with their severities: equal sets, equal digests, whatever
+/// the order; a finding whose severity changed changes it.
+pub fn digest_keys(ids: &[(u64, Severity)]) -> String {
     let mut sorted = ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for id in sorted {
-        for b in id.to_le_bytes() {
+    for (id, severity) in sorted {
+        for b in id.to_le_bytes().into_iter().chain([severity as u8]) {
             h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
     }
-    id_hex(h)
+    format!("{h:016x}")
 }
 
 /// The verdict of a run or a target: its worst finding, whatever could not be checked;
@@ -189,10 +315,14 @@ pub fn rank(r: RunResult) -> u8 {
 }
 
 /// Lowers findings above `ceiling` to it, and moves their counts along.
-fn cap(findings: &mut [Finding], c: &mut Counts, ceiling: Severity) {
-    for f in findings.iter_mut() {
+fn cap(p: &mut Parts, ceiling: Severity) {
+    for f in p.kept.iter_mut().chain(p.fresh.iter_mut()) {
         f.severity = f.severity.min(ceiling);
     }
+    for (_, s) in p.ids.iter_mut() {
+        *s = (*s).min(ceiling);
+    }
+    let c = &mut p.counts;
     if ceiling < Severity::Critical {
         c.warning += std::mem::take(&mut c.critical);
     }
@@ -210,7 +340,7 @@ pub struct RunMeta {
     pub finished_at: jiff::Timestamp,
 }
 
-/// Builds the run report and the findings to remember for the next run's diff.
+/// Builds the run report and the known set to remember for the next run's diff.
 ///
 /// The run is graded by its most severe finding (info findings alone are `Healthy`);
 /// targets with errors make it `incomplete`, and it is `Failed` only when every target
@@ -218,21 +348,27 @@ pub struct RunMeta {
 pub fn build_report(
     meta: RunMeta,
     outcomes: Vec<TargetOutcome>,
-    previous: Option<&[KnownFinding]>,
-) -> (RunReport, Vec<KnownFinding>) {
+    previous: &KnownSet,
+    snoozes: &Snoozes,
+) -> (RunReport, KnownSet) {
     let mut counts = Counts::default();
     let mut areas: BTreeMap<String, Counts> = BTreeMap::new();
     let mut all_ids = Vec::new();
     let mut targets = Vec::with_capacity(outcomes.len());
+    let mut diff = Diff::new(&meta, previous);
     let mut unchecked = 0u32;
+    let mut snoozed = Vec::new();
     let total = outcomes.len();
     for o in outcomes {
-        let (mut findings, mut c, ids) = o.sink.into_parts();
-        cap(&mut findings, &mut c, o.ceiling);
+        let mut parts = o.sink.finish();
+        snoozed.append(&mut parts.snoozed);
+        cap(&mut parts, o.ceiling);
+        let c = parts.counts;
         counts.merge(&c);
         areas.entry(o.area.as_str().to_string()).or_default().merge(&c);
-        all_ids.extend(ids);
         unchecked += u32::from(!o.errors.is_empty());
+        diff.target(&o.name, &parts, o.errors.is_empty());
+        all_ids.extend(parts.ids);
         targets.push(TargetReport {
             result: grade(&c, !o.errors.is_empty()),
             name: o.name,
@@ -241,11 +377,14 @@ pub fn build_report(
             errors: o.errors,
             counts: c,
             facts: o.facts,
-            findings,
+            findings: parts.kept,
             insecure: o.insecure,
         });
     }
-    let (diff, known) = diff(&targets, &all_ids, previous);
+    let (diff, known) = diff.finish();
+    trim_snoozed(&mut snoozed);
+    let snoozes =
+        SnoozeSummary { findings: snoozed, expired: snoozes.expired.clone(), refused: snoozes.refused.clone() };
     let report = RunReport {
         schema_version: SCHEMA_VERSION.to_string(),
         check: None,
@@ -262,73 +401,130 @@ pub fn build_report(
         targets,
         omitted_targets: 0,
         diff,
+        snoozes,
         findings_digest: digest_keys(&all_ids),
         attempt: 1,
     };
     (report, known)
 }
 
-fn finding_ref(target: &str, f: &Finding, runs: Option<u32>) -> FindingRef {
+fn finding_ref(target: &str, f: &Finding, known: Option<&Known>) -> FindingRef {
     FindingRef {
         target: target.to_string(),
         severity: f.severity,
         check: f.check.clone(),
         object: f.object.clone(),
-        runs,
+        runs: known.map(|k| k.runs),
+        since: known.and_then(|k| jiff::Timestamp::from_second(k.since).ok()).map(Time),
     }
 }
 
-fn diff(targets: &[TargetReport], all_ids: &[u64], previous: Option<&[KnownFinding]>) -> (RunDiff, Vec<KnownFinding>) {
-    let prev: HashMap<&str, &KnownFinding> = previous.unwrap_or_default().iter().map(|k| (k.id.as_str(), k)).collect();
-    let current: HashSet<String> = all_ids.iter().map(|id| id_hex(*id)).collect();
-    let mut d = RunDiff { has_previous: previous.is_some(), ..RunDiff::default() };
+/// The diff with the previous run, target by target, and the next known set.
+///
+/// A target the previous runs checked is compared with the last run that checked it: a
+/// finding it lacked is new; one it had is still failing, its streak one longer; one it
+/// had that is gone is resolved, if this run could check the target. If it could not,
+/// what is gone is unknown and stays known as it was, so the next run that checks the
+/// target compares with the last that did. A target no run has checked has nothing new.
+struct Diff<'a> {
+    d: RunDiff,
+    previous: &'a KnownSet,
+    now: i64,
+    next: KnownSet,
+    /// The previous known set was cut, so this diff is not exact either.
+    previous_cut: bool,
+}
 
-    d.new_total = current.iter().filter(|id| !prev.contains_key(id.as_str())).count() as u64;
-    d.still_failing_total = current.len() as u64 - d.new_total;
-    let mut known = Vec::new();
-    for t in targets {
-        for f in &t.findings {
-            let id = id_hex(finding_id(&t.name, &f.key));
-            let runs = prev.get(id.as_str()).map_or(1, |k| k.runs.saturating_add(1));
-            if runs == 1 {
-                d.new.push(finding_ref(&t.name, f, None));
-            } else {
-                d.still_failing.push(finding_ref(&t.name, f, Some(runs)));
+impl<'a> Diff<'a> {
+    fn new(meta: &RunMeta, previous: &'a KnownSet) -> Self {
+        Self {
+            d: RunDiff { has_previous: !previous.is_empty(), ..RunDiff::default() },
+            previous,
+            now: meta.started_at.as_second(),
+            next: KnownSet::taken(meta.started_at.as_second()),
+            previous_cut: previous.truncated,
+        }
+    }
+
+    fn target(&mut self, name: &str, p: &Parts, checked: bool) {
+        let prev = self.previous.target(name);
+        let prev = prev.as_deref();
+        let kept: std::collections::HashMap<u64, &Finding> =
+            p.kept.iter().chain(&p.fresh).map(|f| (finding_id(name, &f.key), f)).collect();
+        let mut next = TargetKnown::with_capacity(p.ids.len());
+        for &(id, severity) in &p.ids {
+            if next.contains_key(&id) {
+                continue;
             }
-            known.push(KnownFinding {
-                id,
-                runs,
-                target: t.name.clone(),
-                severity: f.severity,
-                check: f.check.clone(),
-                object: f.object.clone(),
-            });
+            let before = prev.and_then(|m| m.get(&id));
+            let k = match before {
+                Some(b) => {
+                    self.d.still_failing_total += 1;
+                    self.d.severity_changed_total += u64::from(b.severity != severity);
+                    Known { since: b.since, runs: b.runs.saturating_add(1), severity, name: None }
+                }
+                None => {
+                    self.d.new_total += u64::from(prev.is_some());
+                    Known { since: self.now, runs: 1, severity, name: None }
+                }
+            };
+            let name_of = kept.get(&id).map(|f| (f.check.clone(), f.object.clone()));
+            if let Some(f) = kept.get(&id) {
+                match before {
+                    Some(_) => self.d.still_failing.push(finding_ref(name, f, Some(&k))),
+                    None if prev.is_some() => self.d.new.push(finding_ref(name, f, None)),
+                    None => {}
+                }
+            }
+            let name_of = name_of.or_else(|| before.and_then(|b| b.name.clone()));
+            next.insert(id, Known { name: name_of, ..k });
         }
-    }
-    for k in previous.unwrap_or_default() {
-        if !current.contains(&k.id) {
-            d.resolved_total += 1;
-            d.resolved.push(FindingRef {
-                target: k.target.clone(),
-                severity: k.severity,
-                check: k.check.clone(),
-                object: k.object.clone(),
-                runs: Some(k.runs),
-            });
+        for (id, b) in prev.into_iter().flatten() {
+            if next.contains_key(id) {
+                continue;
+            }
+            if checked {
+                self.d.resolved_total += 1;
+                if let Some((check, object)) = &b.name {
+                    self.d.resolved.push(FindingRef {
+                        target: name.to_string(),
+                        severity: b.severity,
+                        check: check.clone(),
+                        object: object.clone(),
+                        runs: Some(b.runs),
+                        since: jiff::Timestamp::from_second(b.since).ok().map(Time),
+                    });
+                }
+            } else {
+                self.d.unknown_total += 1;
+                next.insert(*id, b.clone());
+            }
         }
+        // A target no run could check yet stays out: the next run has nothing to compare.
+        if checked || prev.is_some() {
+            self.next.insert(name.to_string(), next);
+        }
+        // Counters of a target that could not be read in full keep their last values.
+        let mut counters: TargetCounters = match self.previous.counters(name) {
+            Some(c) if !checked => (*c).clone(),
+            _ => TargetCounters::new(),
+        };
+        counters.extend(p.counters.iter().copied());
+        self.next.insert_counters(name.to_string(), counters);
     }
-    if !d.has_previous {
-        // Nothing to compare with: nothing is "new" in the morning sense.
-        d.new.clear();
-        d.new_total = 0;
+
+    fn finish(mut self) -> (RunDiff, KnownSet) {
+        let d = &mut self.d;
+        for list in [&mut d.new, &mut d.resolved, &mut d.still_failing] {
+            list.sort_by(|a, b| {
+                b.severity.cmp(&a.severity).then_with(|| b.runs.cmp(&a.runs)).then_with(|| a.object.cmp(&b.object))
+            });
+            list.truncate(DIFF_LIST_CAP);
+        }
+        self.next.bound();
+        d.approximate = self.next.truncated || self.previous_cut;
+        (self.d, self.next)
     }
-    for list in [&mut d.new, &mut d.resolved, &mut d.still_failing] {
-        list.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.object.cmp(&b.object)));
-        list.truncate(DIFF_LIST_CAP);
-    }
-    known.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| b.runs.cmp(&a.runs)).then_with(|| a.id.cmp(&b.id)));
-    known.truncate(KNOWN_CAP);
-    (d, known)
 }
 
 #[cfg(test)]
@@ -351,11 +547,33 @@ mod tests {
     }
 
     fn outcome(name: &str, findings: &[(Severity, &str)]) -> TargetOutcome {
+        against(name, findings, &KnownSet::default())
+    }
+
+    /// A target's outcome as a collector makes it: its sink compares with `previous`.
+    fn against(name: &str, findings: &[(Severity, &str)], previous: &KnownSet) -> TargetOutcome {
         let mut o = TargetOutcome::new(name, Area::Kubernetes, 2);
+        o.sink = FindingSink::new(name, 2).against(previous.target(name));
         for (s, obj) in findings {
             o.sink.push(finding(*s, "Check", *obj, "m", None));
         }
         o
+    }
+
+    fn report(meta: RunMeta, outcomes: Vec<TargetOutcome>, previous: &KnownSet) -> (RunReport, KnownSet) {
+        build_report(meta, outcomes, previous, &Snoozes::default())
+    }
+
+    fn none() -> KnownSet {
+        KnownSet::default()
+    }
+
+    fn down(name: &str) -> TargetOutcome {
+        TargetOutcome::failed(
+            name,
+            Area::Kubernetes,
+            TargetError { tier: ErrorTier::Unreachable, scope: None, message: "down".into() },
+        )
     }
 
     #[test]
@@ -368,7 +586,7 @@ mod tests {
         s.push(finding(Severity::Warning, "C", "w", "m", None));
         let (kept, counts, ids) = s.into_parts();
         assert_eq!(kept.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["o050", "w"]);
-        assert_eq!(counts, Counts { total: 101, critical: 1, warning: 1, info: 99 });
+        assert_eq!(counts, Counts { total: 101, critical: 1, warning: 1, info: 99, snoozed: 0 });
         assert_eq!(ids.len(), 101);
     }
 
@@ -384,16 +602,16 @@ mod tests {
         a.merge(b);
         let (kept, counts, ids) = a.into_parts();
         assert_eq!(kept.iter().map(|f| f.object.as_str()).collect::<Vec<_>>(), ["z", "b00"]);
-        assert_eq!(counts, Counts { total: 101, critical: 1, warning: 50, info: 50 });
+        assert_eq!(counts, Counts { total: 101, critical: 1, warning: 50, info: 50, snoozed: 0 });
         assert_eq!(ids.len(), 101);
     }
 
     #[test]
     fn grades_by_worst_finding_and_failure() {
-        let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Info, "x")])], None);
+        let (r, _) = report(meta(), vec![outcome("a", &[(Severity::Info, "x")])], &none());
         assert_eq!(r.result, RunResult::Healthy);
         let (r, _) =
-            build_report(meta(), vec![outcome("a", &[(Severity::Warning, "x"), (Severity::Critical, "y")])], None);
+            report(meta(), vec![outcome("a", &[(Severity::Warning, "x"), (Severity::Critical, "y")])], &none());
         assert_eq!(r.result, RunResult::Critical);
         assert_eq!(r.counts.total, 2);
         assert_eq!(r.duration_seconds, 2.5);
@@ -406,18 +624,18 @@ mod tests {
         };
         // A target that could not be checked never hides the critical finding of another:
         // the run is Critical, and incomplete.
-        let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Critical, "y")]), failed()], None);
+        let (r, _) = report(meta(), vec![outcome("a", &[(Severity::Critical, "y")]), failed()], &none());
         assert_eq!((r.result, r.incomplete, r.unchecked_targets), (RunResult::Critical, true, 1));
         assert_eq!(r.targets[0].result, RunResult::Critical);
         assert_eq!(r.targets[1].result, RunResult::Failed);
         assert_eq!(r.areas["kubernetes"].critical, 1);
         // Healthy where it could look, incomplete where it could not.
-        let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Info, "x")]), failed()], None);
+        let (r, _) = report(meta(), vec![outcome("a", &[(Severity::Info, "x")]), failed()], &none());
         assert_eq!((r.result, r.incomplete, r.unchecked_targets), (RunResult::Healthy, true, 1));
         // Failed only when nothing could be checked.
-        let (r, _) = build_report(meta(), vec![failed(), failed()], None);
+        let (r, _) = report(meta(), vec![failed(), failed()], &none());
         assert_eq!((r.result, r.incomplete, r.unchecked_targets), (RunResult::Failed, true, 2));
-        let (r, _) = build_report(meta(), vec![outcome("a", &[(Severity::Info, "x")])], None);
+        let (r, _) = report(meta(), vec![outcome("a", &[(Severity::Info, "x")])], &none());
         assert_eq!((r.incomplete, r.unchecked_targets), (false, 0));
     }
 
@@ -427,13 +645,13 @@ mod tests {
     fn a_non_critical_target_is_capped_at_warning() {
         let staging =
             outcome("staging", &[(Severity::Critical, "x"), (Severity::Warning, "y")]).capped(Severity::Warning);
-        let (r, known) = build_report(meta(), vec![staging, outcome("prod", &[(Severity::Info, "z")])], None);
+        let (r, known) = report(meta(), vec![staging, outcome("prod", &[(Severity::Info, "z")])], &none());
         assert_eq!(r.result, RunResult::Warning);
-        assert_eq!(r.counts, Counts { total: 3, critical: 0, warning: 2, info: 1 });
+        assert_eq!(r.counts, Counts { total: 3, critical: 0, warning: 2, info: 1, snoozed: 0 });
         assert_eq!(r.targets[0].result, RunResult::Warning);
         assert!(r.targets[0].findings.iter().all(|f| f.severity == Severity::Warning));
-        assert!(known.iter().all(|k| k.severity != Severity::Critical));
-        let (prod, _) = build_report(meta(), vec![outcome("prod", &[(Severity::Critical, "x")])], None);
+        assert!(known.target("staging").unwrap().values().all(|k| k.severity == Severity::Warning));
+        let (prod, _) = report(meta(), vec![outcome("prod", &[(Severity::Critical, "x")])], &none());
         assert_eq!(prod.result, RunResult::Critical, "the default: findings may be Critical");
     }
 
@@ -451,13 +669,13 @@ mod tests {
     #[test]
     fn diff_tells_new_resolved_and_streaks() {
         let (first, known1) =
-            build_report(meta(), vec![outcome("a", &[(Severity::Critical, "x"), (Severity::Warning, "y")])], None);
+            report(meta(), vec![outcome("a", &[(Severity::Critical, "x"), (Severity::Warning, "y")])], &none());
         assert!(!first.diff.has_previous);
         assert!(first.diff.new.is_empty());
-        let (second, known2) = build_report(
-            meta(),
-            vec![outcome("a", &[(Severity::Critical, "x"), (Severity::Warning, "z")])],
-            Some(&known1),
+        let (second, known2) = report(
+            later(1),
+            vec![against("a", &[(Severity::Critical, "x"), (Severity::Warning, "z")], &known1)],
+            &known1,
         );
         let d = &second.diff;
         assert!(d.has_previous);
@@ -466,26 +684,132 @@ mod tests {
         assert_eq!(d.resolved[0].object, "y");
         assert_eq!(d.still_failing[0].object, "x");
         assert_eq!(d.still_failing[0].runs, Some(2));
-        let (third, _) = build_report(meta(), vec![outcome("a", &[(Severity::Critical, "x")])], Some(&known2));
-        assert_eq!(third.diff.still_failing[0].runs, Some(3));
+        let (third, _) = report(later(2), vec![against("a", &[(Severity::Critical, "x")], &known2)], &known2);
+        let x = &third.diff.still_failing[0];
+        assert_eq!(x.runs, Some(3));
+        assert_eq!(x.since, Some(Time(meta().started_at)), "failing since the first run that saw it");
         assert_ne!(first.findings_digest, second.findings_digest);
+    }
+
+    /// The run `days` after `meta()`'s.
+    fn later(days: i64) -> RunMeta {
+        let m = meta();
+        let by = jiff::SignedDuration::from_hours(24 * days);
+        RunMeta { started_at: m.started_at + by, finished_at: m.finished_at + by, slot: m.slot + by, ..m }
+    }
+
+    /// 15,000 findings, far past what is kept per target; two new ones among them, the
+    /// least severe of all: exactly 2 new, both named.
+    #[test]
+    fn exact_at_any_size_and_the_new_are_named_wherever_they_rank() {
+        let names: Vec<String> = (0..15_000).map(|i| format!("ns/pod-{i:05}")).collect();
+        let fleet: Vec<(Severity, &str)> = names.iter().map(|n| (Severity::Critical, n.as_str())).collect();
+        let (_, known) = report(meta(), vec![outcome("prod", &fleet)], &none());
+        assert_eq!(known.len(), 15_000);
+        let known = KnownSet::decode(&known.encode()).unwrap();
+
+        let mut next = fleet.clone();
+        next.push((Severity::Warning, "apps/web-unavailable"));
+        next.push((Severity::Info, "ns/new-crashloop"));
+        let (r, _) = report(later(1), vec![against("prod", &next, &known)], &known);
+        let d = &r.diff;
+        assert_eq!((d.new_total, d.still_failing_total, d.resolved_total), (2, 15_000, 0));
+        assert!(!d.approximate);
+        let new: Vec<&str> = d.new.iter().map(|f| f.object.as_str()).collect();
+        assert_eq!(new, ["apps/web-unavailable", "ns/new-crashloop"]);
+        assert_eq!(r.targets[0].findings.len(), 2, "what is listed per target stays capped");
+    }
+
+    /// A target that could not be checked: its previous findings are unknown, not
+    /// resolved; the next run that checks it compares with the last that did.
+    #[test]
+    fn a_failed_targets_findings_are_unknown_until_it_is_checked_again() {
+        let (_, k1) = report(
+            meta(),
+            vec![outcome("a", &[(Severity::Critical, "x"), (Severity::Warning, "y")]), outcome("b", &[])],
+            &none(),
+        );
+        let (r2, k2) = report(later(1), vec![down("a"), against("b", &[], &k1)], &k1);
+        let d = &r2.diff;
+        assert_eq!((d.new_total, d.resolved_total, d.still_failing_total, d.unknown_total), (0, 0, 0, 2));
+        let (r3, _) =
+            report(later(2), vec![against("a", &[(Severity::Critical, "x")], &k2), against("b", &[], &k2)], &k2);
+        let d = &r3.diff;
+        assert_eq!((d.new_total, d.resolved_total, d.still_failing_total, d.unknown_total), (0, 1, 1, 0));
+        assert_eq!(d.resolved[0].object, "y");
+        assert_eq!(d.still_failing[0].runs, Some(2), "the run that could not look does not count");
+    }
+
+    /// A target no run could check yet has nothing new; once checked, it has.
+    #[test]
+    fn a_target_first_checked_has_nothing_new() {
+        let (_, k1) = report(meta(), vec![outcome("a", &[]), down("b")], &none());
+        assert!(k1.target("b").is_none());
+        let (r2, _) =
+            report(later(1), vec![against("a", &[], &k1), against("b", &[(Severity::Critical, "x")], &k1)], &k1);
+        assert_eq!(r2.diff.new_total, 0);
+    }
+
+    /// The same findings at another severity: still failing, counted as changed, and the
+    /// digest (which `OnChange` compares) differs.
+    #[test]
+    fn a_severity_change_is_a_change() {
+        let (r1, k1) = report(meta(), vec![outcome("a", &[(Severity::Warning, "x")])], &none());
+        let (r2, _) = report(later(1), vec![against("a", &[(Severity::Critical, "x")], &k1)], &k1);
+        assert_eq!((r2.diff.still_failing_total, r2.diff.severity_changed_total, r2.diff.new_total), (1, 1, 0));
+        assert_ne!(r1.findings_digest, r2.findings_digest);
     }
 
     #[test]
     fn digest_ignores_order() {
-        assert_eq!(digest_keys(&[1, 2, 3]), digest_keys(&[3, 1, 2, 2]));
-        assert_ne!(digest_keys(&[1, 2]), digest_keys(&[1, 3]));
+        let (a, b, c) = ((1, Severity::Info), (2, Severity::Info), (3, Severity::Info));
+        assert_eq!(digest_keys(&[a, b, c]), digest_keys(&[c, a, b, b]));
+        assert_ne!(digest_keys(&[a, b]), digest_keys(&[a, c]));
     }
 
     #[test]
     fn same_key_in_two_targets_is_two_findings() {
-        let (r, known) = build_report(
+        let (r, known) = report(
             meta(),
             vec![outcome("a", &[(Severity::Warning, "x")]), outcome("b", &[(Severity::Warning, "x")])],
-            None,
+            &none(),
         );
         assert_eq!(known.len(), 2);
-        assert_ne!(known[0].id, known[1].id);
+        assert_ne!(known.target("a").unwrap().keys().next(), known.target("b").unwrap().keys().next());
         assert_eq!(r.counts.warning, 2);
+    }
+
+    /// A snoozed finding counts as snoozed, not toward the result; it is listed with its
+    /// reason and end; it stays known, so it is not "new" when the snooze ends.
+    #[test]
+    fn a_snoozed_finding_is_counted_and_listed_but_never_graded() {
+        use crate::api::Snooze;
+        let now = meta().started_at;
+        let spec = [Snooze {
+            check: "Check".into(),
+            object: "batch-*".into(),
+            target: None,
+            until: "2026-12-01".into(),
+            reason: "OPS-42".into(),
+        }];
+        let snoozes = Arc::new(Snoozes::new(&spec, None, now, None));
+        let mut o = TargetOutcome::new("a", Area::Kubernetes, 2);
+        o.sink = FindingSink::new("a", 2).snoozing(Some(snoozes.clone()));
+        o.sink.push(finding(Severity::Critical, "Check", "batch-1", "m", None));
+        o.sink.push(finding(Severity::Warning, "Check", "web", "m", None));
+        let (r, known) = build_report(meta(), vec![o], &none(), &snoozes);
+        assert_eq!(r.result, RunResult::Warning, "the snoozed critical does not count");
+        assert_eq!((r.counts.total, r.counts.critical, r.counts.warning, r.counts.snoozed), (2, 0, 1, 1));
+        let s = &r.snoozes.findings[0];
+        assert_eq!((s.object.as_str(), s.severity, s.reason.as_str()), ("batch-1", Severity::Critical, "OPS-42"));
+        assert!(r.targets[0].findings.iter().all(|f| f.object != "batch-1"));
+
+        // The snooze over: the finding is back, still failing (not new), and said once.
+        let later = later(10);
+        let snoozes = Snoozes::new(&spec, None, later.started_at, Some(now));
+        let o = against("a", &[(Severity::Critical, "batch-1"), (Severity::Warning, "web")], &known);
+        let (r, _) = build_report(later, vec![o], &known, &snoozes);
+        assert_eq!((r.result, r.diff.new_total, r.diff.still_failing_total), (RunResult::Critical, 0, 2));
+        assert_eq!(r.snoozes.expired.len(), 1);
     }
 }

@@ -56,6 +56,7 @@ const MENTIONS_COST: usize = 300;
 const SUMMARY_COST: usize = 700;
 const AREA_FIELD_COST: usize = 100;
 const DIFF_COST: usize = 1800;
+const SNOOZE_COST: usize = 900;
 const FAILED_COST: usize = 1600;
 const OVERFLOW_COST: usize = 400;
 const CONTEXT_COST: usize = 700;
@@ -79,6 +80,9 @@ pub fn render(report: &RunReport, d: &Digest) -> Value {
     msg.push(layout.header());
     msg.push(layout.summary());
     if let Some(b) = layout.diff() {
+        msg.push(b);
+    }
+    if let Some(b) = layout.snoozed() {
         msg.push(b);
     }
     let failed = layout.failed();
@@ -262,8 +266,60 @@ impl<'a> Layout<'a> {
         if diff.resolved_total > 0 {
             text.push_line("*Resolved*");
             let lines = by_severity(&diff.resolved).into_iter().map(|f| diff_line(f, true));
-            text.push_list(lines, diff.resolved_total, |n| format!("…and {n} more resolved"), 0);
+            let reserve = if longest(diff).is_empty() { 0 } else { DIFF_COST / 4 };
+            text.push_list(lines, diff.resolved_total, |n| format!("…and {n} more resolved"), reserve);
         }
+        let longest = longest(diff);
+        if !longest.is_empty() {
+            text.push_line("*Failing longest*");
+            let zone = self.d.time_zone;
+            let lines = longest.iter().map(|f| {
+                let since = f.since.as_ref().map(|t| format!(", since {}", local_day(t.0, zone))).unwrap_or_default();
+                format!("{} — {} runs{since}", diff_line(f, false), f.runs.unwrap_or(1))
+            });
+            text.push_list(lines, longest.len() as u64, |n| format!("…and {n} more"), 0);
+        }
+        Some(section(&text.into_string()))
+    }
+
+    /// Snoozed findings with reason and end; snoozes that just ended or were refused.
+    fn snoozed(&self) -> Option<Value> {
+        let s = &self.report.snoozes;
+        let n = self.report.counts.snoozed;
+        if n == 0 && s.expired.is_empty() && s.refused.is_empty() {
+            return None;
+        }
+        let zone = self.d.time_zone;
+        let mut text = Text::new(SNOOZE_COST);
+        let (ended, refused) = (s.expired.len() as u64, s.refused.len() as u64);
+        let reserve = if ended + refused > 0 { SNOOZE_COST / 3 } else { 0 };
+        if n > 0 {
+            text.push_line(&format!("*Snoozed:* {n}"));
+            let lines = s.findings.iter().map(|f| {
+                format!(
+                    "• :zzz: *{}* `{}` on {} — {}, until {}",
+                    plain(&f.check, CHECK_COST),
+                    code(&f.object, OBJECT_COST),
+                    plain(&f.target, NAME_COST),
+                    plain(&f.reason, MESSAGE_COST),
+                    local_day(f.until.0, zone)
+                )
+            });
+            text.push_list(lines, n, |n| format!("…and {n} more snoozed"), reserve);
+        }
+        let snooze_line = |r: &crate::api::SnoozeRef, what: &str| {
+            let why = r.note.as_deref().map(|n| format!(": {}", plain(n, MESSAGE_COST))).unwrap_or_default();
+            format!(
+                "• *{what}* {} `{}` — {}{why}",
+                plain(&r.check, CHECK_COST),
+                code(&r.object, OBJECT_COST),
+                plain(&r.reason, MESSAGE_COST)
+            )
+        };
+        let lines = s.expired.iter().map(|r| snooze_line(r, "Snooze expired:"));
+        text.push_list(lines, ended, |n| format!("…and {n} more snoozes expired"), 0);
+        let lines = s.refused.iter().map(|r| snooze_line(r, "Snooze refused:"));
+        text.push_list(lines, refused, |n| format!("…and {n} more snoozes refused"), 0);
         Some(section(&text.into_string()))
     }
 
@@ -433,19 +489,35 @@ fn tier_name(t: ErrorTier) -> &'static str {
 
 /// "2 critical · 3 warning · 1 info".
 fn counts_phrase(c: &Counts) -> String {
-    format!("{} critical · {} warning · {} info", c.critical, c.warning, c.info)
+    let snoozed = if c.snoozed > 0 { format!(" · {} snoozed", c.snoozed) } else { String::new() };
+    format!("{} critical · {} warning · {} info{snoozed}", c.critical, c.warning, c.info)
 }
 
 fn diff_headline(diff: &RunDiff) -> String {
     let still = diff.still_failing_total;
-    if diff.new_total == 0 && diff.resolved_total == 0 {
+    let mut line = if diff.new_total == 0 && diff.resolved_total == 0 {
         format!("*Since the previous run:* no change · {still} still present")
     } else {
         format!(
             "*Since the previous run:* {} new · {} resolved · {still} still present",
             diff.new_total, diff.resolved_total
         )
+    };
+    if diff.unknown_total > 0 {
+        line.push_str(&format!(" · {} unknown (target unchecked)", diff.unknown_total));
     }
+    if diff.approximate {
+        line.push_str(" · approximate: more findings than are remembered");
+    }
+    line
+}
+
+/// The findings failing for the most runs (two at least), worst first: at most three.
+fn longest(diff: &RunDiff) -> Vec<&FindingRef> {
+    let mut l: Vec<&FindingRef> = diff.still_failing.iter().filter(|f| f.runs.unwrap_or(1) > 1).collect();
+    l.sort_by(|a, b| b.runs.cmp(&a.runs).then(b.severity.cmp(&a.severity)));
+    l.truncate(3);
+    l
 }
 
 /// Anything with a severity, to list the most severe first.
@@ -542,8 +614,17 @@ fn failed_line(t: &TargetReport) -> String {
 
 /// "2024-05-02 07:00 CEST", in the given zone (UTC when unset or unknown).
 fn local_time(at: jiff::Timestamp, zone: Option<&str>) -> String {
+    local(at, zone, "%Y-%m-%d %H:%M %Z")
+}
+
+/// "2026-11-20", the day in the given zone.
+fn local_day(at: jiff::Timestamp, zone: Option<&str>) -> String {
+    local(at, zone, "%Y-%m-%d")
+}
+
+fn local(at: jiff::Timestamp, zone: Option<&str>, format: &str) -> String {
     let tz = zone.and_then(|z| TimeZone::get(z).ok()).unwrap_or(TimeZone::UTC);
-    at.to_zoned(tz).strftime("%Y-%m-%d %H:%M %Z").to_string()
+    at.to_zoned(tz).strftime(format).to_string()
 }
 
 /// "12.3s", "4m 05s", "1h 02m".

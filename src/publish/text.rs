@@ -62,8 +62,24 @@ pub fn render(name: &str, report: &RunReport, style: Style) -> String {
         report.duration_seconds
     );
     let d = &report.diff;
-    if d.has_previous && (d.new_total > 0 || d.resolved_total > 0) {
-        let _ = writeln!(out, "since the last run: {} new, {} resolved", d.new_total, d.resolved_total);
+    if d.has_previous && (d.new_total > 0 || d.resolved_total > 0 || d.unknown_total > 0) {
+        let _ = write!(out, "since the last run: {} new, {} resolved", d.new_total, d.resolved_total);
+        if d.unknown_total > 0 {
+            let _ = write!(out, ", {} unknown (target unchecked)", d.unknown_total);
+        }
+        out.push('\n');
+    }
+    if c.snoozed > 0 {
+        let _ = writeln!(out, "snoozed: {}", c.snoozed);
+        for f in &report.snoozes.findings {
+            let _ = writeln!(out, "  {} {} on {}: {} (until {})", f.check, f.object, f.target, f.reason, f.until.0);
+        }
+    }
+    for r in &report.snoozes.expired {
+        let _ = writeln!(out, "snooze expired: {} {} ({})", r.check, r.object, r.reason);
+    }
+    for r in &report.snoozes.refused {
+        let _ = writeln!(out, "snooze refused: {} {}: {}", r.check, r.object, r.note.as_deref().unwrap_or_default());
     }
     let mut targets: Vec<&TargetReport> = report.targets.iter().collect();
     targets.sort_by_key(|t| (t.area, std::cmp::Reverse(crate::evaluate::rank(t.result))));
@@ -179,6 +195,7 @@ mod tests {
             targets: vec![a, k],
             omitted_targets: 0,
             diff: RunDiff { has_previous: true, new_total: 2, resolved_total: 1, ..Default::default() },
+            snoozes: Default::default(),
             findings_digest: "d".into(),
             attempt: 1,
         }

@@ -86,6 +86,8 @@ pub fn run_context(client: &Client, ns: &str, now: jiff::Timestamp) -> morningch
         aws_env: Default::default(),
         grants: morningcheck::tenancy::Grants::unrestricted(),
         in_flight: morningcheck::collect::in_flight(morningcheck::collect::TARGETS_IN_FLIGHT),
+        previous: Default::default(),
+        snoozes: Default::default(),
     }
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test environment needs: Debian's Prometheus, node-exporter and tools;
 # the Kubernetes control plane, kubectl, etcd, kwok, Alertmanager, helm, crane and
-# kubeconform built from their Go modules (tests/env/build.sh); moto's server in a venv.
+# kubeconform built from their Go modules (tests/env/build.sh); moto's server and Slack's
+# SDK (its Block Kit models validate the digests) in venvs.
 # Idempotent; the slow parts are cached outside the repository, keyed by version.
 set -euo pipefail
 
@@ -37,5 +38,12 @@ if [ ! -f "$MOTO_DIR/.complete" ]; then
   rm -rf "$MOTO_DIR" && python3 -m venv "$MOTO_DIR"
   "$MOTO_DIR/bin/pip" install -q "moto[server]==$MOTO_VERSION"
   touch "$MOTO_DIR/.complete"
+fi
+
+if [ ! -f "$SLACK_SDK_DIR/.complete" ]; then
+  log "installing slack_sdk==$SLACK_SDK_VERSION"
+  rm -rf "$SLACK_SDK_DIR" && python3 -m venv "$SLACK_SDK_DIR"
+  "$SLACK_SDK_DIR/bin/pip" install -q "slack_sdk==$SLACK_SDK_VERSION"
+  touch "$SLACK_SDK_DIR/.complete"
 fi
 log "ready: Kubernetes v$K8S_VERSION, etcd v$ETCD_VERSION, kwok v$KWOK_VERSION, helm v$HELM_VERSION, Alertmanager v$ALERTMANAGER_VERSION in $CACHE"

@@ -126,6 +126,8 @@ start kube-scheduler "$K8S_DIR/kube-scheduler" \
 KUBECTL=("$K8S_DIR/kubectl" --kubeconfig "$kc")
 # Every namespace gets its "default" ServiceAccount from the controller-manager.
 wait_for kube-controller-manager 60 "${KUBECTL[@]}" -n default get serviceaccount default
+# The operator namespace of the controllers the tests run in-process: their known findings.
+"${KUBECTL[@]}" create namespace morningcheck-system --dry-run=client -o yaml | "${KUBECTL[@]}" apply -f - >/dev/null
 
 # --- kwok: fake nodes whose pods really run through their lifecycle ---------------------
 start kwok "$KWOK_DIR/kwok" --kubeconfig "$ENVDIR/kube/kwok.kubeconfig" \
@@ -147,7 +149,11 @@ done | "${KUBECTL[@]}" apply -f - >/dev/null
 wait_for kwok 60 bash -c "[ \"\$('${K8S_DIR}/kubectl' --kubeconfig '$kc' get nodes -l type=kwok -o jsonpath='{.items[*].status.conditions[?(@.type==\"Ready\")].status}' | wc -w)\" = $KWOK_NODES ] && ! '${K8S_DIR}/kubectl' --kubeconfig '$kc' get nodes -l type=kwok -o jsonpath='{.items[*].status.conditions[?(@.type==\"Ready\")].status}' | grep -qv True"
 
 # --- Prometheus, node-exporter and Alertmanager -------------------------------------------
-start node-exporter prometheus-node-exporter --web.listen-address "127.0.0.1:$NODE_EXPORTER_PORT"
+# Its textfile collector serves what tests write into $ENVDIR/textfile (*.prom): series by
+# the thousand, for the diff at scale.
+mkdir -p "$ENVDIR/textfile"
+start node-exporter prometheus-node-exporter --web.listen-address "127.0.0.1:$NODE_EXPORTER_PORT" \
+  --collector.textfile.directory "$ENVDIR/textfile"
 cat >"$ENVDIR/alertmanager/alertmanager.yml" <<EOF
 route: {receiver: none, group_wait: 1s, group_interval: 1s, repeat_interval: 1h}
 receivers: [{name: none}]
@@ -220,5 +226,6 @@ MC_CRANE_BIN=$CRANE_DIR/crane
 MC_PROMETHEUS_OPERATOR_CRDS=$PROMETHEUS_OPERATOR_CRDS_DIR
 MC_PROMETHEUS_BIN=$(command -v prometheus)
 MC_PROMTOOL_BIN=$(command -v promtool)
+MC_SLACK_SDK_PYTHON=$SLACK_SDK_DIR/bin/python
 EOF
 log "ready: KUBECONFIG=$kc ($server, Kubernetes v$K8S_VERSION, $KWOK_NODES kwok nodes), Prometheus :$PROM_PORT, Alertmanager :$ALERTMANAGER_PORT, moto :$MOTO_PORT"

@@ -12,6 +12,7 @@ KUBECONFORM_VERSION=0.8.0
 ALERTMANAGER_VERSION=0.31.1           # the newest whose module builds as is (later ones embed a UI built by npm)
 PROMETHEUS_OPERATOR_VERSION=0.85.0
 MOTO_VERSION=5.1.22
+SLACK_SDK_VERSION=3.48.0           # Slack's own Block Kit models validate every digest the tests render
 
 K8S_DIR="$CACHE/kubernetes-v$K8S_VERSION"
 ETCD_DIR="$CACHE/etcd-v$ETCD_VERSION"
@@ -22,3 +23,4 @@ KUBECONFORM_DIR="$CACHE/kubeconform-v$KUBECONFORM_VERSION"
 ALERTMANAGER_DIR="$CACHE/alertmanager-v$ALERTMANAGER_VERSION"
 PROMETHEUS_OPERATOR_CRDS_DIR="$CACHE/prometheus-operator-crds-v$PROMETHEUS_OPERATOR_VERSION"
 MOTO_DIR="$CACHE/moto-$MOTO_VERSION"
+SLACK_SDK_DIR="$CACHE/slack-sdk-$SLACK_SDK_VERSION"
