@@ -129,6 +129,7 @@ fn failing_target() -> impl Strategy<Value = TargetReport> {
             errors: vec![TargetError { tier: ErrorTier::Unreachable, scope: Some("q".into()), message }; 3],
             counts,
             facts: [("alerts".to_string(), n)].into(),
+            checks: Default::default(),
             findings: vec![],
             insecure: false,
         }
@@ -223,6 +224,7 @@ fn target() -> impl Strategy<Value = TargetReport> {
                     .collect(),
                 counts,
                 facts: Default::default(),
+                checks: Default::default(),
                 findings,
                 insecure: false,
             }

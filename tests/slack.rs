@@ -82,6 +82,7 @@ fn target(name: &str, area: Area, findings: Vec<Finding>) -> TargetReport {
         errors: Vec::new(),
         counts,
         facts: BTreeMap::new(),
+        checks: Default::default(),
         findings,
         insecure: false,
     }

@@ -354,6 +354,10 @@ pub struct TargetReport {
     /// Facts worth showing, e.g. instances by state or pods scanned.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub facts: BTreeMap<String, u64>,
+    /// How many findings of each check (snoozed ones aside), e.g. CrashLoopBackOff: 1067;
+    /// exact, like `counts`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, u64>,
     /// Most severe findings first, cut at the target's limit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,

@@ -225,6 +225,7 @@ fn apply(status: &mut MorningCheckStatus, cut: Cut, size: usize) {
         Cut::TargetDetail(bytes) => {
             for t in &mut run.targets {
                 t.facts.clear();
+                t.checks.clear();
                 t.scope = None;
                 t.errors.truncate(1);
                 for e in &mut t.errors {
@@ -344,6 +345,7 @@ mod tests {
                 errors: vec![],
                 counts,
                 facts: Default::default(),
+                checks: Default::default(),
                 findings,
                 insecure: false,
             });
@@ -399,6 +401,7 @@ mod tests {
                 errors: vec![],
                 counts: Counts::default(),
                 facts: [("instances".to_string(), 3)].into(),
+                checks: Default::default(),
                 findings: vec![],
                 insecure: false,
             });

@@ -37,6 +37,8 @@ pub struct FindingSink {
     /// The counters the previous run read of this target, and those of this run.
     previous_counters: Option<Arc<TargetCounters>>,
     counters: Vec<(u64, u64)>,
+    /// Every finding (snoozed ones aside) by check.
+    checks: BTreeMap<String, u64>,
 }
 
 /// Counters a check reads from its objects (a container's restarts), remembered for the
@@ -80,6 +82,7 @@ impl FindingSink {
             snoozed: Vec::new(),
             previous_counters: None,
             counters: Vec::new(),
+            checks: BTreeMap::new(),
         }
     }
 
@@ -121,6 +124,12 @@ impl FindingSink {
             return;
         }
         self.counts.add(f.severity, 1);
+        match self.checks.get_mut(&f.check) {
+            Some(n) => *n += 1,
+            None => {
+                self.checks.insert(f.check.clone(), 1);
+            }
+        }
         if self.previous.as_ref().is_some_and(|p| !p.contains_key(&id)) {
             self.fresh.push(f.clone());
             bound(&mut self.fresh, DIFF_LIST_CAP);
@@ -147,6 +156,9 @@ impl FindingSink {
         self.snoozed.extend(other.snoozed);
         bound_snoozed(&mut self.snoozed);
         self.counters.extend(other.counters);
+        for (check, n) in other.checks {
+            *self.checks.entry(check).or_default() += n;
+        }
     }
 
     pub fn counts(&self) -> Counts {
@@ -170,6 +182,7 @@ impl FindingSink {
             ids: self.ids,
             snoozed: self.snoozed,
             counters: self.counters,
+            checks: self.checks,
         }
     }
 }
@@ -193,6 +206,7 @@ struct Parts {
     ids: Vec<(u64, Severity)>,
     snoozed: Vec<SnoozedFinding>,
     counters: Vec<(u64, u64)>,
+    checks: BTreeMap<String, u64>,
 }
 
 /// Trims once twice the cap is kept, so sorting is amortized over many pushes.
@@ -202,9 +216,23 @@ fn bound(findings: &mut Vec<Finding>, cap: usize) {
     }
 }
 
+/// Keeps the `cap` first by severity, and within a severity round-robin across checks:
+/// every check shows one example before any shows a second, so a rare critical is never
+/// hidden behind a thousand common ones.
 fn trim(findings: &mut Vec<Finding>, cap: usize) {
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.key.cmp(&b.key)));
-    findings.truncate(cap);
+    findings.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then_with(|| a.check.cmp(&b.check)).then_with(|| a.key.cmp(&b.key))
+    });
+    let mut round = Vec::with_capacity(findings.len());
+    for (i, f) in findings.iter().enumerate() {
+        let same = i > 0 && findings[i - 1].severity == f.severity && findings[i - 1].check == f.check;
+        round.push(if same { round[i - 1] + 1 } else { 0usize });
+    }
+    let mut ranked: Vec<(usize, Finding)> = round.into_iter().zip(findings.drain(..)).collect();
+    ranked.sort_by(|(ra, a), (rb, b)| {
+        b.severity.cmp(&a.severity).then(ra.cmp(rb)).then_with(|| a.check.cmp(&b.check)).then_with(|| a.key.cmp(&b.key))
+    });
+    findings.extend(ranked.into_iter().take(cap).map(|(_, f)| f));
 }
 
 /// What a collector hands to the evaluation: its findings and errors.
@@ -377,6 +405,7 @@ pub fn build_report(
             errors: o.errors,
             counts: c,
             facts: o.facts,
+            checks: parts.checks,
             findings: parts.kept,
             insecure: o.insecure,
         });
@@ -811,5 +840,33 @@ mod tests {
         let (r, _) = build_report(later, vec![o], &known, &snoozes);
         assert_eq!((r.result, r.diff.new_total, r.diff.still_failing_total), (RunResult::Critical, 0, 2));
         assert_eq!(r.snoozes.expired.len(), 1);
+    }
+
+    /// A thousand crashloops and three NotReady nodes, all critical: every check shows
+    /// an example before any shows a second, and the counts per check are exact.
+    #[test]
+    fn kept_findings_cover_every_check_and_checks_are_counted() {
+        let mut s = FindingSink::new("t", 5);
+        for i in 0..1000 {
+            s.push(finding(Severity::Critical, "CrashLoopBackOff", format!("ns/pod-{i:04}"), "m", None));
+            if i % 400 == 0 {
+                s.push(finding(Severity::Critical, "NodeNotReady", format!("node-{i}"), "m", None));
+            }
+        }
+        s.push(finding(Severity::Warning, "DeploymentUnavailable", "ns/web", "m", None));
+        let p = s.finish();
+        let kept: Vec<(&str, &str)> = p.kept.iter().map(|f| (f.check.as_str(), f.object.as_str())).collect();
+        assert_eq!(
+            kept,
+            [
+                ("CrashLoopBackOff", "ns/pod-0000"),
+                ("NodeNotReady", "node-0"),
+                ("CrashLoopBackOff", "ns/pod-0001"),
+                ("NodeNotReady", "node-400"),
+                ("CrashLoopBackOff", "ns/pod-0002"),
+            ]
+        );
+        let checks: Vec<(&str, u64)> = p.checks.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+        assert_eq!(checks, [("CrashLoopBackOff", 1000), ("DeploymentUnavailable", 1), ("NodeNotReady", 3)]);
     }
 }

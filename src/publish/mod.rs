@@ -3,7 +3,40 @@
 pub mod slack;
 pub mod text;
 
+use std::collections::BTreeMap;
+
 use crate::api::{RunReport, RunResult};
+
+/// Our own bookkeeping among a target's facts (list requests, API pages): kept in the
+/// JSON report and the metrics, never shown to a person.
+pub fn operational(fact: &str) -> bool {
+    fact.ends_with("ListRequests") || fact.ends_with("Pages")
+}
+
+/// The checks of a target by how many findings each has, most first, e.g.
+/// "CrashLoopBackOff 1,067 · ImagePullBackOff 1,001 · NodeNotReady 3".
+pub fn checks_phrase(checks: &BTreeMap<String, u64>, max: usize) -> String {
+    let mut by_count: Vec<(&String, &u64)> = checks.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let mut parts: Vec<String> = by_count.iter().take(max).map(|(c, n)| format!("{c} {}", thousands(**n))).collect();
+    if by_count.len() > max {
+        parts.push(format!("+{} more checks", by_count.len() - max));
+    }
+    parts.join(" · ")
+}
+
+/// 1067 → "1,067".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// What a run is missing besides its verdict, e.g. " · 1 target unchecked": how the
 /// digest's header and the text report's first line show that some targets could not be
@@ -14,5 +47,27 @@ pub fn unchecked_suffix(report: &RunReport) -> String {
         _ if report.result == RunResult::Failed => String::new(),
         1 => " · 1 target unchecked".to_string(),
         n => format!(" · {n} targets unchecked"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_read_most_first_with_thousands() {
+        let checks = BTreeMap::from([
+            ("NodeNotReady".to_string(), 3),
+            ("CrashLoopBackOff".to_string(), 1067),
+            ("ImagePullBackOff".to_string(), 1001),
+        ]);
+        assert_eq!(checks_phrase(&checks, 5), "CrashLoopBackOff 1,067 · ImagePullBackOff 1,001 · NodeNotReady 3");
+        assert_eq!(checks_phrase(&checks, 1), "CrashLoopBackOff 1,067 · +2 more checks");
+        assert_eq!(
+            (thousands(0), thousands(999), thousands(1_000_000)),
+            ("0".into(), "999".into(), "1,000,000".into())
+        );
+        assert!(operational("daemonsetsListRequests") && operational("describeInstanceStatusPages"));
+        assert!(!operational("instancesRunning") && !operational("pods"));
     }
 }

@@ -53,7 +53,8 @@ pub fn render(name: &str, report: &RunReport, style: Style) -> String {
     let c = &report.counts;
     let _ = writeln!(
         out,
-        "{name}: {}{}  {} critical, {} warning, {} info  ({:.1}s)",
+        "{}: {}{}  {} critical, {} warning, {} info  ({:.1}s)",
+        safe(name),
         style.result(report.result),
         super::unchecked_suffix(report),
         c.critical,
@@ -72,14 +73,16 @@ pub fn render(name: &str, report: &RunReport, style: Style) -> String {
     if c.snoozed > 0 {
         let _ = writeln!(out, "snoozed: {}", c.snoozed);
         for f in &report.snoozes.findings {
-            let _ = writeln!(out, "  {} {} on {}: {} (until {})", f.check, f.object, f.target, f.reason, f.until.0);
+            let line = format!("{} {} on {}: {} (until {})", f.check, f.object, f.target, f.reason, f.until.0);
+            let _ = writeln!(out, "  {}", safe(&line));
         }
     }
     for r in &report.snoozes.expired {
-        let _ = writeln!(out, "snooze expired: {} {} ({})", r.check, r.object, r.reason);
+        let _ = writeln!(out, "snooze expired: {}", safe(&format!("{} {} ({})", r.check, r.object, r.reason)));
     }
     for r in &report.snoozes.refused {
-        let _ = writeln!(out, "snooze refused: {} {}: {}", r.check, r.object, r.note.as_deref().unwrap_or_default());
+        let why = r.note.as_deref().unwrap_or_default();
+        let _ = writeln!(out, "snooze refused: {}", safe(&format!("{} {}: {why}", r.check, r.object)));
     }
     let mut targets: Vec<&TargetReport> = report.targets.iter().collect();
     targets.sort_by_key(|t| (t.area, std::cmp::Reverse(crate::evaluate::rank(t.result))));
@@ -91,26 +94,29 @@ pub fn render(name: &str, report: &RunReport, style: Style) -> String {
 }
 
 fn target(out: &mut String, t: &TargetReport, style: Style) {
-    let scope = t.scope.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let scope = t.scope.as_deref().map(|s| format!(" ({})", safe(s))).unwrap_or_default();
     let facts: Vec<String> =
-        t.facts.iter().filter(|(k, _)| !k.ends_with("ListRequests")).map(|(k, v)| format!("{k} {v}")).collect();
+        t.facts.iter().filter(|(k, _)| !super::operational(k)).map(|(k, v)| format!("{} {v}", safe(k))).collect();
     let _ = writeln!(
         out,
         "{} {}{scope}: {}  {}/{}/{}{}",
         t.area.as_str().to_uppercase(),
-        t.name,
+        safe(&t.name),
         style.result(t.result),
         t.counts.critical,
         t.counts.warning,
         t.counts.info,
         if facts.is_empty() { String::new() } else { format!("  [{}]", facts.join(", ")) }
     );
+    if !t.checks.is_empty() {
+        let _ = writeln!(out, "  checks: {}", safe(&super::checks_phrase(&t.checks, 8)));
+    }
     if t.insecure {
         let _ = writeln!(out, "  ! TLS verification is off for this target");
     }
     for e in &t.errors {
-        let scope = e.scope.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
-        let _ = writeln!(out, "  {} {:?}{scope}: {}", style.paint("1;35", "ERR "), e.tier, e.message);
+        let scope = e.scope.as_deref().map(|s| format!(" {}", safe(s))).unwrap_or_default();
+        let _ = writeln!(out, "  {} {:?}{scope}: {}", style.paint("1;35", "ERR "), e.tier, one_line(&e.message));
     }
     for f in t.findings.iter().take(PER_TARGET) {
         finding(out, f, style);
@@ -127,13 +133,18 @@ fn finding(out: &mut String, f: &Finding, style: Style) {
         .as_ref()
         .map(|s| format!(" (since {})", human_duration(jiff::Timestamp::now().duration_since(s.0).as_secs())))
         .unwrap_or_default();
-    let _ =
-        writeln!(out, "  {} {:<26} {}  {}{since}", style.severity(f.severity), f.check, f.object, one_line(&f.message));
+    let (check, object) = (safe(&f.check), safe(&f.object));
+    let _ = writeln!(out, "  {} {check:<26} {object}  {}{since}", style.severity(f.severity), one_line(&f.message));
+}
+
+/// A field as the terminal may print it: cluster data can't drive the terminal, so every
+/// control character (escape sequences included) becomes a space.
+fn safe(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 fn one_line(s: &str) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    clip(&flat, Limit::Chars(160)).into_owned()
+    clip(&safe(s), Limit::Chars(160)).into_owned()
 }
 
 #[cfg(test)]
@@ -155,6 +166,7 @@ mod tests {
             errors: vec![],
             counts,
             facts: [("pods".to_string(), 40), ("podsListRequests".to_string(), 1)].into(),
+            checks: Default::default(),
             findings: (0..12)
                 .map(|i| {
                     finding(
@@ -176,6 +188,7 @@ mod tests {
             errors: vec![TargetError { tier: ErrorTier::Unauthorized, scope: None, message: "ExpiredToken".into() }],
             counts: Counts::default(),
             facts: Default::default(),
+            checks: Default::default(),
             findings: vec![],
             insecure: true,
         };
@@ -218,5 +231,30 @@ mod tests {
     fn colour_only_when_asked() {
         let text = render("x", &report(), Style { color: true });
         assert!(text.contains("\x1b[1;31mCRIT\x1b[0m"));
+    }
+
+    /// Cluster data can't drive the terminal: no escape or control character of a target
+    /// name, check, object, scope or error reaches the output.
+    #[test]
+    fn no_field_reaches_the_terminal_raw() {
+        let mut r = report();
+        let evil = "Evil\u{1b}[31mReason\r\n\u{7}";
+        for t in &mut r.targets {
+            t.name = format!("t{evil}");
+            t.scope = Some(evil.into());
+            t.facts.insert(format!("f{evil}"), 1);
+            t.checks.insert(format!("Event{evil}"), 2);
+            for e in &mut t.errors {
+                e.message = evil.into();
+                e.scope = Some(evil.into());
+            }
+            for f in &mut t.findings {
+                f.check = format!("Event{evil}");
+                f.object = evil.into();
+            }
+        }
+        let out = render(evil, &r, Style { color: false });
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(out.contains("Evil [31mReason"), "{out}");
     }
 }

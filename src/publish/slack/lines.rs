@@ -193,7 +193,10 @@ pub(super) fn target_title(t: &TargetReport) -> String {
 /// Counts, a few facts, and a note when the target is incomplete.
 pub(super) fn target_counts(t: &TargetReport) -> String {
     let mut parts = vec![if t.counts.total == 0 { "No findings".to_string() } else { counts_phrase(&t.counts) }];
-    for (k, v) in t.facts.iter().take(FACTS_SHOWN) {
+    if !t.checks.is_empty() {
+        parts.push(plain(&crate::publish::checks_phrase(&t.checks, 4), CHECK_COST * 5));
+    }
+    for (k, v) in t.facts.iter().filter(|(k, _)| !crate::publish::operational(k)).take(FACTS_SHOWN) {
         parts.push(format!("{} {v}", plain(k, CHECK_COST / 2)));
     }
     if !t.errors.is_empty() {
