@@ -194,7 +194,7 @@ async fn run_now_runs_once_per_token() {
     annotate(&api, "mc", "touched", "yes").await;
     eventually(30, "another reconcile", || async { (ctl.reconciles() > before).then_some(()) }).await;
     assert_eq!(api.get("mc").await.unwrap().status.unwrap().history.len(), 1);
-    assert_eq!(ctl.runs(), 1);
+    assert_eq!(ctl.counted_runs(1).await, 1);
 
     annotate(&api, "mc", "morningcheck.io/run-now", "second").await;
     let st = status_where(&api, "mc", "second run", |s| s.history.len() == 2).await;
@@ -250,7 +250,7 @@ async fn scheduled_slot_runs_once_across_restarts_with_injected_clock() {
     annotate(&api, "mc", "touch", "2").await;
     let st = status_where(&api, "mc", "slot 2", |s| s.history.len() == 2).await;
     assert_eq!(st.history[0].run_id, format!("scheduled-{}", slot2.as_second()));
-    assert_eq!(b.runs(), 1);
+    assert_eq!(b.counted_runs(1).await, 1);
 
     // Down for three slots, then back: only the most recent missed slot runs.
     let slot5 = slot2 + SignedDuration::from_mins(15);
@@ -399,7 +399,7 @@ async fn killed_mid_run_is_run_again_and_posts_once() {
     assert_eq!((run.run_id.as_str(), run.result, run.attempt), ("run-now-t1", RunResult::Failed, 2));
     assert_eq!(st.history.len(), 1, "one run, in two attempts");
     assert_eq!(st.last_run_now_token.as_deref(), Some("t1"));
-    assert_eq!(b.runs(), 1);
+    assert_eq!(b.counted_runs(1).await, 1);
     assert_eq!(occurrences(&events(&client, &ns.name, "mc", "RunStarted").await), 2);
     let retried = events(&client, &ns.name, "mc", "RunRetried").await;
     assert_eq!(occurrences(&retried), 1);
@@ -521,7 +521,7 @@ async fn a_result_that_could_not_be_written_is_told_as_such() {
     let retried = events(&client, &ns.name, "mc", "RunRetried").await;
     let note = retried[0].note.clone().unwrap_or_default();
     assert!(note.contains("its result could not be written") && !note.contains("stopped"), "{note}");
-    assert_eq!(a.runs(), 1, "counted once, when on record");
+    assert_eq!(a.counted_runs(1).await, 1, "counted once, when on record");
     assert!(refused.load(std::sync::atomic::Ordering::SeqCst) > 1, "the write was retried before it was given up");
     a.stop().await;
 }
@@ -599,7 +599,7 @@ async fn the_largest_spec_all_failing_is_written_under_budget() {
     assert!(run.omitted_targets > 0, "targets past the budget are counted, not listed");
     let size = serde_json::to_vec(&st).unwrap().len();
     assert!(size <= morningcheck::controller::status::STATUS_BUDGET, "status of {size} bytes");
-    assert_eq!(a.runs(), 1);
+    assert_eq!(a.counted_runs(1).await, 1);
     a.stop().await;
 }
 
@@ -753,7 +753,7 @@ async fn waiting_for_a_run_now_token_returns_with_its_result() {
     assert_eq!((run.run_id.as_str(), run.incomplete, run.unchecked_targets), ("run-now-slow", true, 1));
     assert!(run.duration_seconds >= 7.0, "{}", run.duration_seconds);
     assert_eq!(st.active_run, None);
-    assert_eq!(ctl.runs(), 1);
+    assert_eq!(ctl.counted_runs(1).await, 1);
     ctl.stop().await;
 }
 

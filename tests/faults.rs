@@ -172,7 +172,7 @@ async fn peers_down_slow_and_rate_limiting_give_partial_results_on_time() {
     run_now(&api, "mc", "two").await;
     finished(&api, "mc", "two", 90).await;
     assert_eq!(delivered.load(Ordering::SeqCst), 2);
-    assert_eq!(ctl.runs(), 2);
+    assert_eq!(ctl.counted_runs(2).await, 2);
     drop(slow);
     ctl.stop().await;
 }

@@ -267,6 +267,16 @@ impl Running {
         self.metrics.reconciles.get()
     }
 
+    /// The runs counted, once `n` have been or ten seconds passed: a run is counted just
+    /// after its status lands, so a test that saw the status may ask a moment early.
+    pub async fn counted_runs(&self, n: u64) -> u64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.runs() < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.runs()
+    }
+
     pub fn runs(&self) -> u64 {
         ["Healthy", "Warning", "Critical", "Failed"]
             .iter()
