@@ -150,6 +150,8 @@ enum Cut {
     Findings(usize),
     /// At most this many entries per diff list (`new`, `resolved`, `stillFailing`).
     DiffLists(usize),
+    /// At most this many entries per snooze list (snoozed, expired, refused).
+    Snoozes(usize),
     /// At most this many history lines.
     History(usize),
     /// Targets lose facts, scope, and all errors but the first, whose message is cut to
@@ -159,7 +161,7 @@ enum Cut {
     Targets,
 }
 
-/// The cuts in order: findings, diff lists, history, per-target detail,
+/// The cuts in order: findings, diff lists, snooze lists, history, per-target detail,
 /// then whole targets. Totals (`counts`, the diff's totals, history's counts) are never cut.
 const CUTS: &[Cut] = &[
     Cut::Findings(10),
@@ -171,6 +173,8 @@ const CUTS: &[Cut] = &[
     Cut::DiffLists(5),
     Cut::DiffLists(1),
     Cut::DiffLists(0),
+    Cut::Snoozes(5),
+    Cut::Snoozes(0),
     Cut::History(5),
     Cut::History(1),
     Cut::TargetDetail(256),
@@ -221,6 +225,11 @@ fn apply(status: &mut MorningCheckStatus, cut: Cut, size: usize) {
             for list in [&mut run.diff.new, &mut run.diff.resolved, &mut run.diff.still_failing] {
                 list.truncate(n);
             }
+        }
+        Cut::Snoozes(n) => {
+            run.snoozes.findings.truncate(n);
+            run.snoozes.expired.truncate(n);
+            run.snoozes.refused.truncate(n);
         }
         Cut::TargetDetail(bytes) => {
             for t in &mut run.targets {
@@ -430,5 +439,39 @@ mod tests {
         fit(&mut s);
         let m = &s.conditions[0].message;
         assert!(m.len() <= MESSAGE_BYTES && m.ends_with('…'), "{}", m.len());
+    }
+
+    /// The most the schema lets snoozes say (100 of them, each field at its longest, all
+    /// refused and all ended): the status still fits, and the count of snoozed findings
+    /// is kept.
+    #[test]
+    fn the_longest_snoozes_fit() {
+        use crate::api::{SnoozeRef, SnoozedFinding};
+        let t = Time(ts("2026-01-01T00:00:00Z"));
+        let r = SnoozeRef {
+            check: "C".repeat(128),
+            object: "ü".repeat(256),
+            target: Some("t".repeat(128)),
+            until: Some(t.clone()),
+            reason: "r".repeat(256),
+            note: Some("until is more than 90 days ahead; snooze for less and renew it".into()),
+        };
+        let f = SnoozedFinding {
+            target: "t".repeat(63),
+            severity: Severity::Critical,
+            check: "C".repeat(128),
+            object: "o".repeat(512),
+            reason: "r".repeat(256),
+            until: t.clone(),
+        };
+        let mut run = RunReport::empty("r", t.0, t.0, t.0);
+        run.counts.snoozed = 5000;
+        run.snoozes.findings = vec![f; 20];
+        run.snoozes.expired = vec![r.clone(); 100];
+        run.snoozes.refused = vec![r; 100];
+        let mut st = MorningCheckStatus { last_run: Some(run), ..Default::default() };
+        fit(&mut st);
+        assert!(serde_json::to_vec(&st).unwrap().len() <= STATUS_BUDGET);
+        assert_eq!(st.last_run.unwrap().counts.snoozed, 5000);
     }
 }

@@ -16,6 +16,23 @@ use crate::api::{
 pub const SCHEMA_VERSION: &str = "morningcheck.io/v1alpha1";
 /// Findings named per list of the diff.
 const DIFF_LIST_CAP: usize = 20;
+/// Checks counted by name per target; the rest are summed under [`OTHER_CHECKS`].
+const CHECKS_CAP: usize = 50;
+pub const OTHER_CHECKS: &str = "(other checks)";
+
+/// A target's counts per check, the [`CHECKS_CAP`] largest by name and the rest summed:
+/// Event reasons are the cluster's to choose, so their number has no bound of its own.
+fn bounded_checks(checks: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    if checks.len() <= CHECKS_CAP {
+        return checks;
+    }
+    let mut by_count: Vec<(String, u64)> = checks.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let rest: u64 = by_count.iter().skip(CHECKS_CAP - 1).map(|(_, n)| n).sum();
+    let mut kept: BTreeMap<String, u64> = by_count.into_iter().take(CHECKS_CAP - 1).collect();
+    kept.insert(OTHER_CHECKS.to_string(), rest);
+    kept
+}
 
 /// Keeps the `cap` most severe findings of a target and counts all of them, so memory
 /// stays bounded however many objects are evaluated. Given what the previous run knew of
@@ -405,7 +422,7 @@ pub fn build_report(
             errors: o.errors,
             counts: c,
             facts: o.facts,
-            checks: parts.checks,
+            checks: bounded_checks(parts.checks),
             findings: parts.kept,
             insecure: o.insecure,
         });
@@ -868,5 +885,16 @@ mod tests {
         );
         let checks: Vec<(&str, u64)> = p.checks.iter().map(|(c, n)| (c.as_str(), *n)).collect();
         assert_eq!(checks, [("CrashLoopBackOff", 1000), ("DeploymentUnavailable", 1), ("NodeNotReady", 3)]);
+    }
+
+    #[test]
+    fn checks_per_target_are_bounded_and_keep_their_total() {
+        let checks: BTreeMap<String, u64> = (0..500u64).map(|i| (format!("EventReason{i:03}"), i + 1)).collect();
+        let total: u64 = checks.values().sum();
+        let b = bounded_checks(checks);
+        assert_eq!(b.len(), CHECKS_CAP);
+        assert_eq!(b.values().sum::<u64>(), total);
+        assert_eq!(b["EventReason499"], 500, "the largest keep their names");
+        assert!(b[OTHER_CHECKS] > 0);
     }
 }
