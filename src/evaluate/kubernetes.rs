@@ -54,6 +54,12 @@ fn age(now: Timestamp, since: Option<Timestamp>) -> Option<i64> {
     since.map(|s| now.duration_since(s).as_secs())
 }
 
+/// Whether a state that began at `since` is still inside a grace of `grace_seconds` (none
+/// when 0): a rollout, a scale-up or a kubelet restart in progress is not a finding yet.
+fn in_grace(now: Timestamp, since: Option<Timestamp>, grace_seconds: i64) -> bool {
+    grace_seconds > 0 && age(now, since).is_some_and(|a| a <= grace_seconds)
+}
+
 fn obj(ns: &str, name: &str) -> String {
     format!("{ns}/{name}")
 }
@@ -220,7 +226,7 @@ impl Shortfall<'_> {
     /// Whether a shortfall that began at `since` is still inside the grace period: a
     /// rollout or scale-up in progress at 07:00 is not a warning.
     fn in_grace(&self, since: Option<Timestamp>) -> bool {
-        self.grace_seconds > 0 && age(self.now, since).is_some_and(|a| a <= self.grace_seconds)
+        in_grace(self.now, since, self.grace_seconds)
     }
 
     /// When this run or an earlier one first saw the workload short.
@@ -334,14 +340,13 @@ pub fn daemonset_findings(d: &DaemonSet, w: &mut Shortfall) -> Option<Finding> {
 pub fn node_findings(node: &Node, now: Timestamp, grace_seconds: i64) -> Vec<Finding> {
     let mut out = Vec::new();
     let name = node.metadata.name.as_deref().unwrap_or_default();
-    let in_grace = |since: Option<Timestamp>| grace_seconds > 0 && age(now, since).is_some_and(|a| a <= grace_seconds);
     for c in node.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten() {
         let since = ts(&c.last_transition_time);
         let dur = age(now, since).map(|s| format!(" for {}", human_duration(s))).unwrap_or_default();
         let detail = c.message.as_deref().filter(|m| !m.is_empty()).map(|m| format!(": {m}")).unwrap_or_default();
         match (c.type_.as_str(), c.status.as_str()) {
             ("Ready", "True") => {}
-            ("Ready", _) if in_grace(since) => {}
+            ("Ready", _) if in_grace(now, since, grace_seconds) => {}
             ("Ready", status) => out.push(finding(
                 Severity::Critical,
                 "NodeNotReady",
