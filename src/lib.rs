@@ -12,6 +12,8 @@ pub mod clock;
 pub mod collect;
 pub mod controller;
 pub mod crd;
+pub mod duration;
+pub mod errors;
 pub mod evaluate;
 pub mod metrics;
 pub mod net;

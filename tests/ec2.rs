@@ -760,7 +760,7 @@ async fn replay_status_checks_and_scheduled_events() {
         "system status check impaired for 1h30m (reachability failed); r6g.xlarge in eu-west-1a, running for 53d23h"
     );
     assert_eq!(by_check("SystemStatusImpaired").since.as_ref().unwrap().0.to_string(), "2026-11-24T05:30:00Z");
-    assert!(by_check("InstanceStatusInsufficientData").message.contains("for 2h00m"));
+    assert!(by_check("InstanceStatusInsufficientData").message.contains("for 2h"));
     assert!(by_check("InstanceStopped").message.starts_with("stopped for 3d22h (User initiated"));
     assert!(by_check("ScheduledSystemReboot").message.contains("until 2026-12-15 04:00 UTC"));
     assert_eq!(replay.calls("eu-west-1", "DescribeInstanceStatus"), 1);

@@ -263,7 +263,7 @@ fn report() -> impl Strategy<Value = RunReport> {
                     still_failing: vec![],
                     ..RunDiff::default()
                 },
-                ..RunReport::empty("r", t, t, t)
+                ..morningcheck::evaluate::empty_report("r", t, t, t)
             }
         },
     )
@@ -272,8 +272,10 @@ fn report() -> impl Strategy<Value = RunReport> {
 #[test]
 fn reports_round_trip_through_json() {
     let t: jiff::Timestamp = "2026-11-24T07:00:00Z".parse().unwrap();
-    let report =
-        RunReport { check: Some("ns/a".into()), ..RunReport::empty("r", t, t, t + jiff::SignedDuration::from_secs(1)) };
+    let report = RunReport {
+        check: Some("ns/a".into()),
+        ..morningcheck::evaluate::empty_report("r", t, t, t + jiff::SignedDuration::from_secs(1))
+    };
     assert_eq!(report.duration_seconds, 1.0);
     let v: Value = serde_json::to_value(report).unwrap();
     let back: RunReport = serde_json::from_value(v.clone()).unwrap();

@@ -237,7 +237,7 @@ mod morning {
     };
     use morningcheck::evaluate::kubernetes::{self as k8s, RestartWindow, Shortfall};
     use morningcheck::evaluate::prometheus as prom;
-    use morningcheck::evaluate::{self, FindingSink, KnownSet, RunMeta, Snoozes, TargetOutcome, build_report, ec2};
+    use morningcheck::evaluate::{FindingSink, KnownSet, RunMeta, Snoozes, TargetOutcome, build_report, ec2};
     use serde_json::{Value, json};
     use std::sync::Arc;
 
@@ -335,7 +335,7 @@ mod morning {
         outcomes.push(a);
 
         for (name, area, tier, message) in &day.down {
-            outcomes.push(TargetOutcome::failed(name, *area, evaluate::error(*tier, *message)));
+            outcomes.push(TargetOutcome::failed(name, *area, morningcheck::errors::error(*tier, *message)));
         }
         let meta = RunMeta {
             run_id: format!("scheduled-{}", now.as_second()),
@@ -510,8 +510,10 @@ mod morning {
                 "DescribeInstances: RequestLimitExceeded after 5 attempts",
             ),
         ];
-        let outcomes =
-            failed.iter().map(|(n, a, t, m)| TargetOutcome::failed(n, *a, evaluate::error(*t, *m))).collect();
+        let outcomes = failed
+            .iter()
+            .map(|(n, a, t, m)| TargetOutcome::failed(n, *a, morningcheck::errors::error(*t, *m)))
+            .collect();
         let meta = RunMeta { run_id: "scheduled-1714626000".into(), slot: now, started_at: now, finished_at: now };
         build_report(meta, outcomes, &KnownSet::default(), &Snoozes::default())
     }

@@ -16,6 +16,8 @@ pub use spec::*;
 pub use status::*;
 
 pub const GROUP: &str = "morningcheck.io";
+/// The schema of a run report: the CRD's version, as `morningcheck run -o json` writes it.
+pub const SCHEMA_VERSION: &str = "morningcheck.io/v1alpha1";
 /// Annotation that triggers one run; its value is a token that runs at most once.
 pub const RUN_NOW_ANNOTATION: &str = "morningcheck.io/run-now";
 /// Most targets of each kind (`maxItems` of `spec.targets.kubernetes`, `.prometheus`, `.aws`).

@@ -473,37 +473,6 @@ pub struct RunReport {
     pub attempt: u32,
 }
 
-impl RunReport {
-    /// A report of no targets: the start of every report, and what an interrupted run records.
-    pub fn empty(
-        run_id: &str,
-        slot: jiff::Timestamp,
-        started_at: jiff::Timestamp,
-        finished_at: jiff::Timestamp,
-    ) -> Self {
-        Self {
-            schema_version: crate::evaluate::SCHEMA_VERSION.to_string(),
-            check: None,
-            run_id: run_id.to_string(),
-            slot: Time(slot),
-            started_at: Time(started_at),
-            finished_at: Time(finished_at),
-            duration_seconds: (finished_at.duration_since(started_at).as_millis().max(0) as f64) / 1000.0,
-            result: RunResult::Healthy,
-            incomplete: false,
-            unchecked_targets: 0,
-            counts: Counts::default(),
-            areas: BTreeMap::new(),
-            targets: Vec::new(),
-            omitted_targets: 0,
-            diff: RunDiff::default(),
-            snoozes: SnoozeSummary::default(),
-            findings_digest: crate::evaluate::digest_keys(&[]),
-            attempt: 1,
-        }
-    }
-}
-
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

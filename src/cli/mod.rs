@@ -371,7 +371,7 @@ mod tests {
         let t: jiff::Timestamp = "2026-11-24T07:00:00Z".parse().unwrap();
         let counts = Counts { total: critical + warning, critical, warning, ..Counts::default() };
         let incomplete = result == RunResult::Failed;
-        RunReport { result, counts, incomplete, ..RunReport::empty("r", t, t, t) }
+        RunReport { result, counts, incomplete, ..crate::evaluate::empty_report("r", t, t, t) }
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl Scan<'_> {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let mut err = eval::sdk_error(e, action);
+        let mut err = crate::errors::sdk_error(e, action);
         if let (Some(role), ErrorTier::Unauthorized) = (&self.target.role_arn, err.tier) {
             err.message = format!("{} (assuming {role})", err.message);
         }

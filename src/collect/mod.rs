@@ -193,45 +193,7 @@ pub(crate) async fn limited<T>(ctx: &RunContext, fut: impl Future<Output = T>) -
     fut.await
 }
 
-pub use crate::evaluate::{error, error_chain};
-
-pub fn config_error(message: impl Into<String>) -> TargetError {
-    error(ErrorTier::Config, message)
-}
-
-/// Classifies a kube client error; `action` names what was attempted, e.g. `list pods`.
-pub fn kube_error(e: &kube::Error, action: &str) -> TargetError {
-    let (tier, message) = match e {
-        kube::Error::Api(s) => {
-            let tier = match s.code {
-                401 => ErrorTier::Unauthorized,
-                403 => ErrorTier::Forbidden,
-                429 => ErrorTier::Throttled,
-                400 | 422 => ErrorTier::BadRequest,
-                _ => ErrorTier::Api,
-            };
-            let what = match s.code {
-                403 => format!("RBAC denies {action}: {}", s.message),
-                401 => format!("{action}: unauthorized (token expired, revoked or invalid): {}", s.message),
-                _ => format!("{action}: {} ({})", s.message, s.code),
-            };
-            (tier, what)
-        }
-        kube::Error::Auth(a) => (ErrorTier::Unauthorized, format!("{action}: {a}")),
-        kube::Error::InferConfig(c) => (ErrorTier::Config, format!("{action}: {c}")),
-        other => (ErrorTier::Unreachable, format!("{action}: {}", error_chain(other))),
-    };
-    error(tier, message)
-}
-
-/// Whether a kube error is worth retrying: connection problems, 429 and 5xx.
-pub fn kube_transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
-    }
-}
+pub use crate::errors::{config_error, error, error_chain, kube_error, kube_transient};
 
 /// Runs every target of the spec concurrently inside the run's deadline. The order of
 /// the outcomes is the spec's: Kubernetes, Prometheus, then AWS regions.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+
 use reqwest::{Certificate, Client, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -238,7 +238,7 @@ impl Prom {
             }
         };
         let status = resp.status();
-        let wait = retry_after(resp.headers());
+        let wait = crate::net::retry_after(resp.headers());
         let mut held = Budget::process().hold();
         match read_body(resp, &mut held).await {
             Ok(body) => match answer(api, status, wait, &body) {
@@ -337,17 +337,6 @@ fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The wait a 429 or 503 asks for: delay-seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
-    let wait = at.duration_since(jiff::Timestamp::now());
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
-}
-
 enum BodyError {
     Transport(reqwest::Error),
     TooLarge(String),
@@ -414,27 +403,14 @@ fn answer<T: DeserializeOwned>(
     {
         return Attempt::Fail(prometheus_error(status, &env));
     }
-    let e = error(tier_of(status), status_message(status));
+    let e = error(crate::errors::http_tier(status.as_u16()), status_message(status));
     if status.is_server_error() { Attempt::Retry(e, wait) } else { Attempt::Fail(e) }
-}
-
-fn tier_of(status: StatusCode) -> ErrorTier {
-    match status.as_u16() {
-        401 => ErrorTier::Unauthorized,
-        403 => ErrorTier::Forbidden,
-        429 => ErrorTier::Throttled,
-        400 | 422 => ErrorTier::BadRequest,
-        _ => ErrorTier::Api,
-    }
 }
 
 /// Prometheus' own error, e.g. `bad_data: invalid parameter "query": 1:5: parse error: ...`.
 fn prometheus_error<T>(status: StatusCode, env: &Envelope<T>) -> TargetError {
     let kind = env.error_type.as_deref().unwrap_or("error");
-    let tier = match kind {
-        "bad_data" | "execution" => ErrorTier::BadRequest,
-        _ => tier_of(status),
-    };
+    let tier = crate::errors::prometheus_tier(kind, status.as_u16());
     error(tier, format!("{kind}: {}", env.error.as_deref().unwrap_or("no message")))
 }
 
@@ -455,7 +431,6 @@ fn status_message(status: StatusCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     fn outcome(
         a: Attempt<serde_json::Value, TargetError>,
@@ -563,20 +538,5 @@ mod tests {
         let (kind, tier, msg, _) = run(404, "404 page not found");
         assert_eq!((kind, tier), ("fail", Some(ErrorTier::Api)));
         assert_eq!(msg, "404 Not Found (is the URL, with its path prefix, that of a Prometheus-compatible API?)");
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
-        let date = jiff::fmt::rfc2822::to_string(&later.to_zoned(jiff::tz::TimeZone::UTC)).unwrap();
-        h.insert(RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
-        let wait = retry_after(&h).unwrap();
-        assert!(wait > Duration::from_secs(115) && wait <= Duration::from_secs(120), "{wait:?}");
     }
 }

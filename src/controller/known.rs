@@ -45,7 +45,7 @@ where
 {
     through_outage(f).await.map_err(|e| match e {
         Error::Kube(kube::Error::Api(s)) if s.code == 409 => Failed::Conflict,
-        e => Failed::Other(format!("{what}: {}", crate::evaluate::error_chain(&e))),
+        e => Failed::Other(format!("{what}: {}", crate::errors::error_chain(&e))),
     })
 }
 

@@ -160,7 +160,7 @@ pub(super) async fn failed(mc: &MorningCheck, ctx: &Context, key: Key, error: su
         warn!(namespace = %ns, %name, %holder, "another controller took the run over; this one stops");
         return;
     }
-    let why = crate::evaluate::error_chain(&error);
+    let why = crate::errors::error_chain(&error);
     error!(namespace = %ns, %name, error = %why, "the run's result could not be written");
     ctx.event(
         mc,

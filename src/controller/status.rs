@@ -130,7 +130,7 @@ pub fn interrupted_report(active: &ActiveRun, now: Timestamp) -> RunReport {
         result: RunResult::Interrupted,
         incomplete: true,
         attempt: active.attempt,
-        ..RunReport::empty(&active.run_id, active.slot.0, started, now.max(started))
+        ..crate::evaluate::empty_report(&active.run_id, active.slot.0, started, now.max(started))
     }
 }
 
@@ -205,7 +205,7 @@ fn bound_text(status: &mut MorningCheckStatus) {
     }
     for t in status.last_run.iter_mut().flat_map(|r| &mut r.targets) {
         for e in &mut t.errors {
-            clip_in_place(&mut e.message, Limit::Bytes(crate::evaluate::ERROR_MESSAGE_BYTES));
+            clip_in_place(&mut e.message, Limit::Bytes(crate::errors::ERROR_MESSAGE_BYTES));
         }
         for f in &mut t.findings {
             clip_in_place(&mut f.object, Limit::Bytes(FINDING_TEXT_BYTES));
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn too_many_targets_keeps_the_worst_in_order_and_counts_the_rest() {
         let t0 = ts("2026-01-01T00:00:00Z");
-        let mut report = RunReport::empty("r", t0, t0, t0);
+        let mut report = crate::evaluate::empty_report("r", t0, t0, t0);
         for i in 0..1200 {
             let result = if i % 100 == 7 { RunResult::Failed } else { RunResult::Healthy };
             report.targets.push(TargetReport {
@@ -464,7 +464,7 @@ mod tests {
             reason: "r".repeat(256),
             until: t.clone(),
         };
-        let mut run = RunReport::empty("r", t.0, t.0, t.0);
+        let mut run = crate::evaluate::empty_report("r", t.0, t.0, t.0);
         run.counts.snoozed = 5000;
         run.snoozes.findings = vec![f; 20];
         run.snoozes.expired = vec![r.clone(); 100];

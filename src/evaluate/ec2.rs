@@ -21,11 +21,6 @@
 //! a stopped (stopping, shutting-down, terminated) one from the time in its state
 //! transition reason, e.g. `User initiated (2026-11-20 10:00:00 GMT)`; unknown otherwise.
 
-use std::error::Error as StdError;
-
-use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_ec2::config::http::HttpResponse;
-use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::primitives::DateTime;
 use aws_sdk_ec2::types::{
     EventCode, Instance, InstanceStateName, InstanceStatus, InstanceStatusEvent, InstanceStatusSummary, StatusType,
@@ -33,40 +28,12 @@ use aws_sdk_ec2::types::{
 };
 use jiff::Timestamp;
 
-use super::{error, error_chain, finding, human_duration};
-use crate::api::{ErrorTier, Finding, Severity, TargetError};
-use crate::clip::{Limit, clip};
+use super::finding;
+use crate::api::{Finding, Severity};
+use crate::duration::friendly;
 
 /// A retirement or stop starting sooner than this is critical.
 const SOON_SECS: i64 = 7 * 86_400;
-
-/// Error codes of missing, expired or rejected credentials.
-const UNAUTHORIZED_CODES: &[&str] = &[
-    "AuthFailure",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "InvalidClientTokenId",
-    "UnrecognizedClientException",
-    "SignatureDoesNotMatch",
-    "IncompleteSignature",
-    "InvalidAccessKeyId",
-    "MissingAuthenticationToken",
-    "RequestExpired",
-];
-/// Error codes of an authenticated caller that is not allowed.
-const FORBIDDEN_CODES: &[&str] = &["UnauthorizedOperation", "AccessDenied", "AccessDeniedException"];
-/// Error codes of throttling (the SDK's retry strategy retries these with backoff).
-const THROTTLED_CODES: &[&str] = &[
-    "RequestLimitExceeded",
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "EC2ThrottledException",
-    "SlowDown",
-];
 
 // ---------------------------------------------------------------------------------------
 // Instances
@@ -160,7 +127,7 @@ fn placement(i: &Instance) -> String {
 fn placement_and_age(i: &Instance, now: Timestamp) -> String {
     let state = state(i).map_or("in an unknown state", |s| s.as_str());
     match state_since(i) {
-        Some(since) => format!("{}, {state} for {}", placement(i), human_duration(age(now, since))),
+        Some(since) => format!("{}, {state} for {}", placement(i), friendly(age(now, since))),
         None => format!("{}, {state}", placement(i)),
     }
 }
@@ -187,7 +154,7 @@ pub fn stopped_finding(i: &Instance, now: Timestamp) -> Option<Finding> {
         return None;
     }
     let since = state_since(i);
-    let how_long = since.map(|s| format!(" for {}", human_duration(age(now, s)))).unwrap_or_default();
+    let how_long = since.map(|s| format!(" for {}", friendly(age(now, s)))).unwrap_or_default();
     let reason = i.state_transition_reason().filter(|r| !r.is_empty()).map(|r| format!(" ({r})")).unwrap_or_default();
     let message = format!("stopped{how_long}{reason}; {}", placement(i));
     Some(finding(Severity::Warning, "InstanceStopped", object(i), message, since))
@@ -259,7 +226,7 @@ fn check_finding(
     let label = names.label;
     match summary.status()? {
         SummaryStatus::Impaired => {
-            let how_long = impaired_since.map(|s| format!(" for {}", human_duration(age(now, s)))).unwrap_or_default();
+            let how_long = impaired_since.map(|s| format!(" for {}", friendly(age(now, s)))).unwrap_or_default();
             let message = format!("{label} status check impaired{how_long}{detail}; {}", placement_and_age(i, now));
             Some(finding(Severity::Critical, names.impaired, object(i), message, impaired_since))
         }
@@ -269,8 +236,7 @@ fn check_finding(
             if secs.is_some_and(|s| s <= grace_seconds) {
                 return None;
             }
-            let how_long =
-                secs.map_or_else(|| " for an unknown time".to_string(), |s| format!(" for {}", human_duration(s)));
+            let how_long = secs.map_or_else(|| " for an unknown time".to_string(), |s| format!(" for {}", friendly(s)));
             let message = format!(
                 "{label} status check has had insufficient data{how_long}{detail}; {}",
                 placement_and_age(i, now)
@@ -304,7 +270,7 @@ fn event_finding(e: &InstanceStatusEvent, i: &Instance, now: Timestamp) -> Findi
     finding(severity, check, object(i), message, None)
 }
 
-/// The dates of an event, e.g. `from 2026-11-26 07:00 UTC to 2026-11-26 09:00 UTC (in 2d0h)`.
+/// The dates of an event, e.g. `from 2026-11-26 07:00 UTC to 2026-11-26 09:00 UTC (in 2d)`.
 fn window(not_before: Option<Timestamp>, not_after: Option<Timestamp>, now: Timestamp) -> String {
     let mut s = match not_before {
         Some(t) => format!("from {}", day_time(t)),
@@ -316,94 +282,17 @@ fn window(not_before: Option<Timestamp>, not_after: Option<Timestamp>, now: Time
     if let Some(t) = not_before {
         let secs = t.duration_since(now).as_secs();
         if secs > 0 {
-            s.push_str(&format!(" (in {})", human_duration(secs)));
+            s.push_str(&format!(" (in {})", friendly(secs)));
         } else {
-            s.push_str(&format!(" (due since {})", human_duration(-secs)));
+            s.push_str(&format!(" (due since {})", friendly(-secs)));
         }
     }
     s
 }
 
-// ---------------------------------------------------------------------------------------
-// Errors
-
-/// Classifies an SDK error of `action` (an IAM action such as `ec2:DescribeInstances`).
-pub fn sdk_error<E>(e: &SdkError<E, HttpResponse>, action: &str) -> TargetError
-where
-    E: ProvideErrorMetadata + StdError + 'static,
-{
-    if let Some(c) = credentials_error(e) {
-        return error(ErrorTier::Unauthorized, format!("no AWS credentials: {}", error_chain(c)));
-    }
-    match e {
-        SdkError::ServiceError(ctx) => {
-            service_error(ctx.err().code(), ctx.err().message(), ctx.raw().status().as_u16(), action)
-        }
-        SdkError::TimeoutError(_) => {
-            error(ErrorTier::Unreachable, format!("{action}: timed out (attempt timeout or the run's deadline)"))
-        }
-        SdkError::DispatchFailure(_) => {
-            error(ErrorTier::Unreachable, format!("{action}: cannot reach the endpoint: {}", error_chain(e)))
-        }
-        SdkError::ResponseError(r) => error(
-            ErrorTier::Api,
-            format!("{action}: unreadable answer (HTTP {}): {}", r.raw().status().as_u16(), error_chain(e)),
-        ),
-        SdkError::ConstructionFailure(_) => {
-            error(ErrorTier::Config, format!("{action}: cannot build the request: {}", error_chain(e)))
-        }
-        _ => error(ErrorTier::Api, format!("{action}: {}", error_chain(e))),
-    }
-}
-
-/// The credential provider's error, when resolving credentials is what failed.
-fn credentials_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a CredentialsError> {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(found) = c.downcast_ref::<CredentialsError>() {
-            return Some(found);
-        }
-        cur = c.source();
-    }
-    None
-}
-
-/// Classifies an error answered by the service, by its code and then its HTTP status.
-pub fn service_error(code: Option<&str>, message: Option<&str>, status: u16, action: &str) -> TargetError {
-    let text = message.map(short_message).unwrap_or_default();
-    let code_or_status = code.map_or_else(|| format!("HTTP {status}"), str::to_string);
-    let is = |list: &[&str]| code.is_some_and(|c| list.contains(&c));
-    let (tier, what) = if is(UNAUTHORIZED_CODES) || (code.is_none() && status == 401) {
-        (ErrorTier::Unauthorized, format!("{action}: credentials expired or rejected ({code_or_status}): {text}"))
-    } else if is(FORBIDDEN_CODES) || (code.is_none() && status == 403) {
-        (ErrorTier::Forbidden, format!("access denied: missing permission {action} ({code_or_status}): {text}"))
-    } else if code == Some("OptInRequired") {
-        (ErrorTier::Forbidden, format!("{action}: the region is not enabled for this account (OptInRequired): {text}"))
-    } else if is(THROTTLED_CODES) || (code.is_none() && status == 429) {
-        (
-            ErrorTier::Throttled,
-            format!("{action}: still throttled after retries with backoff ({code_or_status}): {text}"),
-        )
-    } else if code.is_some_and(|c| c.starts_with("Invalid") || c == "MissingParameter" || c == "ValidationError") {
-        (ErrorTier::BadRequest, format!("{action}: request rejected ({code_or_status}): {text}"))
-    } else {
-        let code = code.map(|c| format!("{c} ")).unwrap_or_default();
-        (ErrorTier::Api, format!("{action}: {code}HTTP {status}: {text}"))
-    };
-    error(tier, what.trim_end_matches(": ").to_string())
-}
-
-/// Drops the opaque "Encoded authorization failure message" EC2 appends to denials.
-fn short_message(m: &str) -> String {
-    let m = m.split(" Encoded authorization failure message").next().unwrap_or(m).trim();
-    clip(m, Limit::Chars(400)).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_ec2::error::{ConnectorError, ErrorMetadata};
-    use aws_sdk_ec2::operation::describe_instance_status::DescribeInstanceStatusError;
     use aws_sdk_ec2::types::{InstanceState, InstanceStatusDetails, InstanceType, Placement, StatusName, Tag};
 
     fn now() -> Timestamp {
@@ -519,7 +408,7 @@ mod tests {
             (f.check.as_str(), f.severity, f.object.as_str()),
             ("InstanceStopped", Severity::Warning, "i-0s (batch)")
         );
-        assert!(f.message.starts_with("stopped for 3d0h (User initiated"), "{}", f.message);
+        assert!(f.message.starts_with("stopped for 3d (User initiated"), "{}", f.message);
         assert!(f.message.ends_with("m5.large in eu-west-1a"), "{}", f.message);
         assert_eq!(f.since.unwrap().0, "2026-11-21T07:00:00Z".parse::<Timestamp>().unwrap());
         assert!(stopped_finding(&instance("i-r", None, InstanceStateName::Running), now()).is_none());
@@ -546,12 +435,12 @@ mod tests {
         );
         assert_eq!(
             f[0].message,
-            "instance status check impaired for 2h00m (reachability failed); m5.large in eu-west-1a, running for 4d0h"
+            "instance status check impaired for 2h (reachability failed); m5.large in eu-west-1a, running for 4d"
         );
         assert!(f[0].since.is_some());
         assert_eq!(
             f[1].message,
-            "system status check impaired (reachability failed); m5.large in eu-west-1a, running for 4d0h"
+            "system status check impaired (reachability failed); m5.large in eu-west-1a, running for 4d"
         );
     }
 
@@ -568,15 +457,11 @@ mod tests {
         assert!(status_findings(&status(Some("2026-11-24T06:55:00Z")), &i, now(), 600).is_empty());
         let f = status_findings(&status(Some("2026-11-24T06:00:00Z")), &i, now(), 600);
         assert_eq!(checks(&f), [("InstanceStatusInsufficientData", Severity::Warning, "i-2")]);
-        assert!(
-            f[0].message.contains("insufficient data for 1h00m (reachability insufficient-data)"),
-            "{}",
-            f[0].message
-        );
+        assert!(f[0].message.contains("insufficient data for 1h (reachability insufficient-data)"), "{}", f[0].message);
         // No impairedSince: timed from the launch, four days ago.
         let f = status_findings(&status(None), &i, now(), 600);
         assert_eq!(f.len(), 1);
-        assert!(f[0].message.contains("for 4d0h"), "{}", f[0].message);
+        assert!(f[0].message.contains("for 4d"), "{}", f[0].message);
         let fresh =
             instance_builder("i-2", None, InstanceStateName::Running).launch_time(dt("2026-11-24T06:58:00Z")).build();
         assert!(status_findings(&status(None), &fresh, now(), 600).is_empty());
@@ -631,80 +516,13 @@ mod tests {
         );
         assert_eq!(
             f[0].message,
-            "instance-retirement from 2026-11-26 07:00 UTC until 2026-12-31 00:00 UTC (in 2d0h): \
-             The instance is running on degraded hardware; m5.large in eu-west-1a, running for 4d0h"
+            "instance-retirement from 2026-11-26 07:00 UTC until 2026-12-31 00:00 UTC (in 2d): \
+             The instance is running on degraded hardware; m5.large in eu-west-1a, running for 4d"
         );
         let overdue =
             InstanceStatus::builder().events(event(EventCode::InstanceStop, "stop", "2026-11-23T07:00:00Z")).build();
         let f = status_findings(&overdue, &i, now(), 600);
         assert_eq!(f[0].severity, Severity::Critical);
-        assert!(f[0].message.contains("(due since 1d0h)"), "{}", f[0].message);
-    }
-
-    #[test]
-    fn service_errors_by_code() {
-        let e = service_error(
-            Some("ExpiredToken"),
-            Some("The security token included in the request is expired"),
-            400,
-            "ec2:DescribeInstances",
-        );
-        assert_eq!(e.tier, ErrorTier::Unauthorized);
-        for code in ["InvalidClientTokenId", "AuthFailure", "UnrecognizedClientException"] {
-            assert_eq!(service_error(Some(code), None, 401, "ec2:DescribeInstances").tier, ErrorTier::Unauthorized);
-        }
-        let e = service_error(
-            Some("UnauthorizedOperation"),
-            Some("You are not authorized to perform this operation. Encoded authorization failure message: AbCdEf"),
-            403,
-            "ec2:DescribeInstanceStatus",
-        );
-        assert_eq!(e.tier, ErrorTier::Forbidden);
-        assert_eq!(
-            e.message,
-            "access denied: missing permission ec2:DescribeInstanceStatus (UnauthorizedOperation): \
-             You are not authorized to perform this operation."
-        );
-        assert_eq!(service_error(Some("AccessDenied"), None, 403, "sts:AssumeRole").tier, ErrorTier::Forbidden);
-        let e =
-            service_error(Some("RequestLimitExceeded"), Some("Request limit exceeded."), 503, "ec2:DescribeInstances");
-        assert_eq!(e.tier, ErrorTier::Throttled);
-        assert!(e.message.contains("still throttled"), "{}", e.message);
-        assert_eq!(service_error(Some("Throttling"), None, 400, "a").tier, ErrorTier::Throttled);
-        assert_eq!(service_error(Some("InvalidParameterValue"), None, 400, "a").tier, ErrorTier::BadRequest);
-        assert_eq!(service_error(None, None, 403, "a").tier, ErrorTier::Forbidden);
-        let e = service_error(None, None, 500, "ec2:DescribeInstances");
-        assert_eq!((e.tier, e.message.as_str()), (ErrorTier::Api, "ec2:DescribeInstances: HTTP 500"));
-        let e =
-            service_error(Some("InternalError"), Some("An internal error has occurred"), 500, "ec2:DescribeInstances");
-        assert_eq!(e.message, "ec2:DescribeInstances: InternalError HTTP 500: An internal error has occurred");
-    }
-
-    #[test]
-    fn sdk_errors_by_kind() {
-        let meta = ErrorMetadata::builder().code("UnauthorizedOperation").message("not allowed").build();
-        let raw = HttpResponse::new(403.try_into().unwrap(), "".into());
-        let e = SdkError::service_error(DescribeInstanceStatusError::generic(meta), raw);
-        let t = sdk_error(&e, "ec2:DescribeInstanceStatus");
-        assert_eq!(t.tier, ErrorTier::Forbidden);
-        assert!(t.message.contains("ec2:DescribeInstanceStatus"), "{}", t.message);
-
-        let e: SdkError<DescribeInstanceStatusError, HttpResponse> = SdkError::timeout_error("deadline");
-        assert_eq!(sdk_error(&e, "ec2:DescribeInstances").tier, ErrorTier::Unreachable);
-
-        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
-        let e: SdkError<DescribeInstanceStatusError, HttpResponse> =
-            SdkError::dispatch_failure(ConnectorError::io(Box::new(refused)));
-        let t = sdk_error(&e, "ec2:DescribeInstances");
-        assert_eq!(t.tier, ErrorTier::Unreachable);
-        assert!(t.message.contains("connection refused"), "{}", t.message);
-
-        let missing = CredentialsError::not_loaded("no providers in chain provided credentials");
-        let e: SdkError<DescribeInstanceStatusError, HttpResponse> =
-            SdkError::dispatch_failure(ConnectorError::other(Box::new(missing), None));
-        let t = sdk_error(&e, "ec2:DescribeInstances");
-        assert_eq!(t.tier, ErrorTier::Unauthorized);
-        assert!(t.message.starts_with("no AWS credentials: "), "{}", t.message);
-        assert!(t.message.contains("no providers in chain"), "{}", t.message);
+        assert!(f[0].message.contains("(due since 1d)"), "{}", f[0].message);
     }
 }

@@ -24,8 +24,9 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Counters, finding, human_duration};
+use super::{Counters, finding};
 use crate::api::{Finding, KubernetesThresholds, Severity};
+use crate::duration::friendly;
 
 /// What a pod's restarts are counted against: the previous run's counts (`counters`),
 /// and the time it started (`since`; a day ago on a first run).
@@ -115,7 +116,7 @@ pub fn pod_findings(pod: &Pod, now: Timestamp, th: &KubernetesThresholds, w: &mu
             Severity::Warning,
             "PodPending",
             &pod_obj,
-            format!("Pending for {}: {why}", human_duration(secs)),
+            format!("Pending for {}: {why}", friendly(secs)),
             started,
         ));
     }
@@ -209,7 +210,7 @@ fn not_ready(out: &mut Vec<Finding>, pod: &Pod, pod_obj: &str, now: Timestamp, g
             Severity::Warning,
             "ContainersNotReady",
             pod_obj,
-            format!("containers not ready for {}: {}", human_duration(secs), unready.join(", ")),
+            format!("containers not ready for {}: {}", friendly(secs), unready.join(", ")),
             since,
         ));
     }
@@ -342,7 +343,7 @@ pub fn node_findings(node: &Node, now: Timestamp, grace_seconds: i64) -> Vec<Fin
     let name = node.metadata.name.as_deref().unwrap_or_default();
     for c in node.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten() {
         let since = ts(&c.last_transition_time);
-        let dur = age(now, since).map(|s| format!(" for {}", human_duration(s))).unwrap_or_default();
+        let dur = age(now, since).map(|s| format!(" for {}", friendly(s))).unwrap_or_default();
         let detail = c.message.as_deref().filter(|m| !m.is_empty()).map(|m| format!(": {m}")).unwrap_or_default();
         match (c.type_.as_str(), c.status.as_str()) {
             ("Ready", "True") => {}
@@ -627,7 +628,7 @@ mod tests {
         );
         let f = check(&p);
         assert_eq!(checks(&f), [("ContainersNotReady", Severity::Warning, "n/r")]);
-        assert!(f[0].message.contains("for 1h00m: c"));
+        assert!(f[0].message.contains("for 1h: c"));
     }
 
     /// A workload's shortfall, judged with the default grace (10 min) and `memory`.

@@ -8,12 +8,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::known::{Known, KnownSet, TargetCounters, TargetKnown};
 use super::snooze::Snoozes;
 use crate::api::{
-    Area, Counts, Finding, FindingRef, RunDiff, RunReport, RunResult, Severity, SnoozeSummary, SnoozedFinding,
-    TargetError, TargetReport,
+    Area, Counts, Finding, FindingRef, RunDiff, RunReport, RunResult, SCHEMA_VERSION, Severity, SnoozeSummary,
+    SnoozedFinding, TargetError, TargetReport,
 };
 
-/// The JSON schema version of [`RunReport`].
-pub const SCHEMA_VERSION: &str = "morningcheck.io/v1alpha1";
 /// Findings named per list of the diff.
 const DIFF_LIST_CAP: usize = 20;
 /// Checks counted by name per target; the rest are summed under [`OTHER_CHECKS`].
@@ -383,6 +381,35 @@ pub struct RunMeta {
     pub slot: jiff::Timestamp,
     pub started_at: jiff::Timestamp,
     pub finished_at: jiff::Timestamp,
+}
+
+/// A report of no targets: the start of every report, and what an interrupted run records.
+pub fn empty_report(
+    run_id: &str,
+    slot: jiff::Timestamp,
+    started_at: jiff::Timestamp,
+    finished_at: jiff::Timestamp,
+) -> RunReport {
+    RunReport {
+        schema_version: SCHEMA_VERSION.to_string(),
+        check: None,
+        run_id: run_id.to_string(),
+        slot: Time(slot),
+        started_at: Time(started_at),
+        finished_at: Time(finished_at),
+        duration_seconds: (finished_at.duration_since(started_at).as_millis().max(0) as f64) / 1000.0,
+        result: RunResult::Healthy,
+        incomplete: false,
+        unchecked_targets: 0,
+        counts: Counts::default(),
+        areas: BTreeMap::new(),
+        targets: Vec::new(),
+        omitted_targets: 0,
+        diff: RunDiff::default(),
+        snoozes: SnoozeSummary::default(),
+        findings_digest: digest_keys(&[]),
+        attempt: 1,
+    }
 }
 
 /// Builds the run report and the known set to remember for the next run's diff.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::api::{Finding, RunReport, RunResult, Severity, TargetReport};
 use crate::clip::{Limit, clip};
-use crate::evaluate::human_duration;
+use crate::duration::friendly;
 
 /// Findings shown per target; the rest are counted.
 const PER_TARGET: usize = 10;
@@ -131,7 +131,7 @@ fn finding(out: &mut String, f: &Finding, style: Style) {
     let since = f
         .since
         .as_ref()
-        .map(|s| format!(" (since {})", human_duration(jiff::Timestamp::now().duration_since(s.0).as_secs())))
+        .map(|s| format!(" (since {})", friendly(jiff::Timestamp::now().duration_since(s.0).as_secs())))
         .unwrap_or_default();
     let (check, object) = (safe(&f.check), safe(&f.object));
     let _ = writeln!(out, "  {} {check:<26} {object}  {}{since}", style.severity(f.severity), one_line(&f.message));

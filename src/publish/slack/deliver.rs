@@ -1,7 +1,6 @@
 //! Delivery to an incoming webhook: at most once, retried only when Slack certainly did
 //! not act on the request.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -114,7 +113,7 @@ async fn post_once(http: &reqwest::Client, url: &str, body: Vec<u8>, deadline: I
         Err(e) => return request_error(e),
     };
     let status = resp.status();
-    let retry_after = retry_after(resp.headers());
+    let retry_after = crate::net::retry_after(resp.headers());
     let text = resp.text().await.unwrap_or_default();
     classify(status, retry_after, &text)
 }
@@ -124,7 +123,7 @@ async fn post_once(http: &reqwest::Client, url: &str, body: Vec<u8>, deadline: I
 fn request_error(e: reqwest::Error) -> Attempt<(), AttemptFailure> {
     let connect = e.is_connect();
     let timeout = e.is_timeout();
-    let detail = error_chain(&e.without_url());
+    let detail = crate::errors::error_chain(&e.without_url());
     if connect {
         Attempt::Retry(failure(Outcome::Failed, format!("could not connect to Slack: {detail}")), None)
     } else if timeout {
@@ -152,12 +151,6 @@ fn classify(status: reqwest::StatusCode, retry_after: Option<Duration>, body: &s
     }
 }
 
-/// `Retry-After` in seconds (Slack sends seconds; an HTTP date is ignored).
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
 /// Slack's error code (`no_service`, `invalid_blocks`, …) verbatim. Any other body is not
 /// quoted: a webhook URL may point at any service, and an error page may echo the URL.
 fn body_excerpt(body: &str) -> String {
@@ -170,20 +163,6 @@ fn body_excerpt(body: &str) -> String {
         (false, true) => code.into(),
         (false, false) => "(a body that is not a Slack error code; not shown)".into(),
     }
-}
-
-/// An error and its sources, "a: b: c", without repeats.
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 /// The HTTP client for Slack, built once: rustls with verification on, a 5 s connect

@@ -365,7 +365,7 @@ impl<'a> Layout<'a> {
             "Run `{}` started {} · took {} · everything: `{}`",
             code(&r.run_id, NAME_COST),
             local_time(r.started_at.0, self.d.time_zone),
-            duration(r.duration_seconds),
+            crate::duration::took(r.duration_seconds),
             self.kubectl
         ));
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text.into_string()}]})

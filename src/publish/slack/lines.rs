@@ -235,18 +235,6 @@ pub(super) fn local(at: jiff::Timestamp, zone: Option<&str>, format: &str) -> St
     at.to_zoned(tz).strftime(format).to_string()
 }
 
-/// "12.3s", "4m 05s", "1h 02m".
-pub(super) fn duration(seconds: f64) -> String {
-    if !seconds.is_finite() || seconds < 0.0 {
-        return "?".into();
-    }
-    if seconds < 60.0 {
-        return format!("{seconds:.1}s");
-    }
-    let s = seconds.round() as u64;
-    if s < 3600 { format!("{}m {:02}s", s / 60, s % 60) } else { format!("{}h {:02}m", s / 3600, s % 3600 / 60) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,14 +244,6 @@ mod tests {
         assert_eq!(share(&[100, 5000, 5000], 3100), vec![100, 1500, 1500]);
         assert_eq!(share(&[10, 20], 1000), vec![10, 20]);
         assert!(share(&[], 10).is_empty());
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(duration(12.34), "12.3s");
-        assert_eq!(duration(245.0), "4m 05s");
-        assert_eq!(duration(3725.0), "1h 02m");
-        assert_eq!(duration(f64::NAN), "?");
     }
 
     #[test]
