@@ -247,6 +247,11 @@ async fn dry_run_never_posts() {
     assert_eq!(out.status.code(), Some(0));
     let payload: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(payload["blocks"].as_array().is_some_and(|b| !b.is_empty()));
+    // A run from a file has no MorningCheck object to `kubectl get`: the digest points to
+    // what exists, the JSON report.
+    let text = payload.to_string();
+    assert!(text.contains("everything: `morningcheck run -o json`"), "{text}");
+    assert!(!text.contains("kubectl"), "{text}");
     assert_eq!(hits.load(Ordering::SeqCst), 0, "--dry-run posts nothing");
 
     let out = cmd(dir.path()).env("SLACK_WEBHOOK_URL", &url).args(["run", "-f"]).arg(&file).output().unwrap();

@@ -59,7 +59,7 @@ proptest! {
     #[test]
     fn slack_digest_always_fits(report in report(), name in "[a-z0-9-]{1,253}", zone in prop_oneof![Just(None), text().prop_map(Some)],
                                 mentions in proptest::collection::vec(text(), 0..3)) {
-        let d = Digest { namespace: "ns", name: &name, time_zone: zone.as_deref(), mentions: &mentions };
+        let d = Digest { namespace: "ns", name: &name, time_zone: zone.as_deref(), mentions: &mentions, origin: morningcheck::publish::slack::Origin::Cluster };
         let payload = slack::render(&report, &d);
         let blocks = payload["blocks"].as_array().cloned().unwrap_or_default();
         prop_assert!(blocks.len() <= slack::MAX_BLOCKS);

@@ -30,7 +30,8 @@ use morningcheck::api::{
     TargetReport,
 };
 use morningcheck::publish::slack::{
-    self, Digest, MAX_BLOCKS, MAX_FIELD_TEXT, MAX_FIELDS, MAX_HEADER_TEXT, MAX_PAYLOAD_CHARS, MAX_SECTION_TEXT, Outcome,
+    self, Digest, MAX_BLOCKS, MAX_FIELD_TEXT, MAX_FIELDS, MAX_HEADER_TEXT, MAX_PAYLOAD_CHARS, MAX_SECTION_TEXT, Origin,
+    Outcome,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -146,7 +147,13 @@ fn mentions() -> Vec<String> {
 }
 
 fn render(r: &RunReport, mentions: &[String]) -> Value {
-    let d = Digest { namespace: "ops", name: "prod-morning", time_zone: Some("Europe/Berlin"), mentions };
+    let d = Digest {
+        namespace: "ops",
+        name: "prod-morning",
+        time_zone: Some("Europe/Berlin"),
+        mentions,
+        origin: Origin::Cluster,
+    };
     slack::render(r, &d)
 }
 
@@ -263,8 +270,8 @@ mod morning {
         s.parse().unwrap()
     }
 
-    fn sink(name: &str, previous: &KnownSet, snoozes: &Arc<Snoozes>) -> FindingSink {
-        FindingSink::new(name, 20)
+    fn sink(name: &str, area: Area, previous: &KnownSet, snoozes: &Arc<Snoozes>) -> FindingSink {
+        FindingSink::new(name, area, 20)
             .against(previous.target(name))
             .counting(previous.counters(name))
             .snoozing(Some(snoozes.clone()))
@@ -282,7 +289,7 @@ mod morning {
         let mut outcomes = Vec::new();
 
         let th = KubernetesThresholds::default();
-        let mut s = sink("prod-eu", previous, &snoozes);
+        let mut s = sink("prod-eu", Area::Kubernetes, previous, &snoozes);
         for p in &day.pods {
             let pod: Pod = serde_json::from_value(p.clone()).unwrap();
             let found = k8s::pod_findings(&pod, now, &th, &mut RestartWindow { since, counters: &mut s });
@@ -302,7 +309,7 @@ mod morning {
         k.facts = [("pods".to_string(), day.pods.len() as u64), ("nodes".to_string(), day.nodes.len() as u64)].into();
         outcomes.push(k);
 
-        let mut s = sink("thanos", previous, &snoozes);
+        let mut s = sink("thanos", Area::Prometheus, previous, &snoozes);
         let managed: Vec<prom::ManagedAlert> = serde_json::from_value(day.alerts.clone()).unwrap();
         let alerts: Vec<prom::Alert> = managed.into_iter().map(prom::Alert::from).collect();
         let summary = prom::alert_findings(&alerts, &prom::AlertRules::new(&AlertFilter::default()).unwrap(), false);
@@ -320,7 +327,7 @@ mod morning {
         .into();
         outcomes.push(p);
 
-        let mut s = sink("main/eu-west-1", previous, &snoozes);
+        let mut s = sink("main/eu-west-1", Area::Aws, previous, &snoozes);
         for id in &day.stopped {
             s.extend(ec2::stopped_finding(&instance(id, InstanceStateName::Stopped), now));
         }
@@ -553,22 +560,8 @@ fn assert_valid(payload: &Value, allowed_mentions: &[&str]) {
     assert_escaped(payload, allowed_mentions);
 }
 
-/// Slack's own Block Kit models (slack_sdk, tests/slack_blocks.py) accept every block.
 fn assert_slack_models(payload: &Value) {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), serde_json::to_vec(payload).unwrap()).unwrap();
-    let script = format!("{}/tests/slack_blocks.py", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(common::var("MC_SLACK_SDK_PYTHON"))
-        .arg(script)
-        .arg(file.path())
-        .output()
-        .expect("the slack_sdk venv (tests/env/install.sh)");
-    assert!(
-        out.status.success(),
-        "slack_sdk refuses the message: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::slack_models_accept(payload);
 }
 
 fn chars(v: &Value) -> usize {
@@ -686,6 +679,37 @@ fn golden_mixed_with_diff() {
     let text = all_text(&payload);
     assert!(text.contains("Critical · 1 target unchecked") && text.contains("Snoozed:"), "{text}");
     golden("mixed", &payload);
+    readme_shows(&r);
+}
+
+/// The README shows this morning as it reads: the picture of the digest, drawn from the
+/// golden payload by tools/render_slack.py, and the text report of the same run.
+fn readme_shows(r: &RunReport) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let report =
+        morningcheck::publish::text::render("ops/prod-morning", r, morningcheck::publish::text::Style { color: false });
+    let path = format!("{root}/tests/golden/text-mixed.txt");
+    let update = std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1");
+    if update {
+        std::fs::write(&path, &report).unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), report, "{path} differs; rerun with UPDATE_GOLDEN=1");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```text\n{report}```\n")),
+        "README.md shows tests/golden/text-mixed.txt as it is"
+    );
+    let mut draw = std::process::Command::new("python3");
+    draw.arg(format!("{root}/tools/render_slack.py"));
+    if !update {
+        draw.arg("--check");
+    }
+    let out = draw
+        .arg(format!("{root}/tests/golden/slack-mixed.json"))
+        .arg(format!("{root}/docs/digest.svg"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docs/digest.svg is drawn from the golden: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -747,11 +771,14 @@ fn target_sections_show_counts_and_top_findings() {
     let texts = section_texts(&payload);
     let prod = texts.iter().find(|t| t.contains("*prod-eu*")).unwrap();
     assert!(prod.contains("2 critical · 1 warning · 0 info"));
+    // In the evaluator's order (here the fixture's): the layout never reorders entries.
     let crash = prod.find("CrashLoopBackOff").unwrap();
     let restarts = prod.find("HighRestarts").unwrap();
-    assert!(crash < restarts, "most severe first: {prod}");
-    let staging = texts.iter().find(|t| t.contains("*staging*")).unwrap();
-    assert!(staging.contains("No findings") && staging.contains("TLS verification off"));
+    assert!(restarts < crash, "the report's order: {prod}");
+    // A target without findings is on the healthy line, its TLS warning with it.
+    let healthy = texts.iter().find(|t| t.contains("healthy:*")).unwrap();
+    assert!(healthy.contains("*staging* :unlock:"), "{healthy}");
+    assert_eq!(texts.iter().filter(|t| t.contains("staging")).count(), 1);
     let aws = texts.iter().find(|t| t.contains("*main* · AWS · eu-west-1")).unwrap();
     assert!(aws.contains("`i-0abc123def (web-1)`"));
     assert!(!texts.iter().any(|t| t.contains("Could not check")));
@@ -809,7 +836,7 @@ fn context_shows_local_time_duration_and_kubectl() {
     assert!(text.contains("took 12.3s"), "{text}");
     assert!(text.contains("`kubectl get mc -n ops prod-morning`"), "{text}");
 
-    let d = Digest { namespace: "ops", name: "prod-morning", time_zone: None, mentions: &[] };
+    let d = Digest { namespace: "ops", name: "prod-morning", time_zone: None, mentions: &[], origin: Origin::Cluster };
     let utc = slack::render(&mixed_report(), &d);
     assert!(all_text(&utc).contains("2024-05-02 05:00 UTC"));
 }
@@ -851,12 +878,15 @@ fn ten_thousand_findings_in_one_target() {
             let sev = [Severity::Info, Severity::Warning, Severity::Critical][i % 3];
             finding(sev, "CrashLoopBackOff", &format!("prod/web-{i:05}"), "back-off restarting failed container")
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // The evaluator keeps the most severe first.
+    let mut findings = findings;
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let payload = render(&report(vec![target("prod-eu", Area::Kubernetes, findings)], RunDiff::default()), &[]);
     assert_valid(&payload, &[]);
     let texts = section_texts(&payload);
     let section = texts.iter().find(|t| t.contains("*prod-eu*")).unwrap();
-    assert!(section.contains("3333 critical · 3333 warning · 3334 info"));
+    assert!(section.contains("3,333 critical · 3,333 warning · 3,334 info"));
     assert!(section.contains(":red_circle: *CrashLoopBackOff* `prod/web-00002`"), "most severe first");
     assert!(!section.contains(":information_source:"), "criticals fill the room before infos");
     let more = section.lines().last().unwrap();
@@ -913,7 +943,13 @@ fn five_hundred_targets_stay_within_every_limit() {
     let mut r = report(targets, diff);
     assert_eq!(r.counts.total, 400 * 25);
     r.run_id = long_name.clone();
-    let d = Digest { namespace: &long_name, name: &long_name, time_zone: Some("Asia/Kolkata"), mentions: &mentions() };
+    let d = Digest {
+        namespace: &long_name,
+        name: &long_name,
+        time_zone: Some("Asia/Kolkata"),
+        mentions: &mentions(),
+        origin: Origin::Cluster,
+    };
     for result in [RunResult::Failed, RunResult::Critical] {
         r.result = result;
         let payload = slack::render(&r, &d);
@@ -949,7 +985,13 @@ fn hostile_strings_are_escaped_and_bounded() {
     r.areas =
         (0..25).map(|i| (format!("{HOSTILE}{i}"), Counts { total: 1, critical: 1, ..Counts::default() })).collect();
     let mentions = mentions();
-    let d = Digest { namespace: HOSTILE, name: HOSTILE, time_zone: Some(HOSTILE), mentions: &mentions };
+    let d = Digest {
+        namespace: HOSTILE,
+        name: HOSTILE,
+        time_zone: Some(HOSTILE),
+        mentions: &mentions,
+        origin: Origin::Cluster,
+    };
     let payload = slack::render(&r, &d);
     assert_valid(&payload, &MENTIONS);
     let text = all_text(&payload);
@@ -984,7 +1026,7 @@ fn long_unicode_is_cut_on_char_boundaries() {
         let t = target(&name, Area::Aws, vec![finding(Severity::Warning, &name, &name, &name)]);
         let mut r = report(vec![t, failed_target(&name, Area::Aws, ErrorTier::Api, &name)], RunDiff::default());
         r.run_id = name.clone();
-        let d = Digest { namespace: "ops", name: &name, time_zone: None, mentions: &[] };
+        let d = Digest { namespace: "ops", name: &name, time_zone: None, mentions: &[], origin: Origin::Cluster };
         let payload = slack::render(&r, &d);
         assert_valid(&payload, &[]);
         assert!(all_text(&payload).contains('…'), "cut text is marked");

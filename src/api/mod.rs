@@ -28,6 +28,8 @@ pub const MAX_TARGETS_PER_KIND: usize = 100;
 pub(crate) const PRINTABLE_NAME: &str = r"^[^/\x00-\x1F\x7F-\x9F]+$";
 /// Pattern of target names: lowercase letters, digits, `-` and `.`.
 pub(crate) const TARGET_NAME: &str = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
+/// A namespace name, or a glob of one: `*` and `?` may stand for any of its characters.
+pub(crate) const NAMESPACE_GLOB: &str = r"^[a-z0-9*?]([-a-z0-9*?]*[a-z0-9*?])?$";
 /// A DNS label (RFC 1123), as namespace names.
 pub(crate) const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// A DNS subdomain (RFC 1123), as Secret names.

@@ -6,7 +6,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DNS_LABEL, DNS_SUBDOMAIN, HTTP_URL, MorningCheckStatus, PrometheusTarget, TARGET_NAME, default_true};
+use super::{
+    DNS_LABEL, DNS_SUBDOMAIN, HTTP_URL, MorningCheckStatus, NAMESPACE_GLOB, PrometheusTarget, TARGET_NAME, default_true,
+};
 
 /// A morning check: the clusters, Prometheus endpoints and AWS accounts to inspect on a
 /// cron schedule. Each run's verdict and findings are written to the status; a digest of
@@ -280,14 +282,15 @@ pub struct KubernetesTarget {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NamespaceFilter {
-    /// Only these namespaces (namespace names, at most 1000). Default: empty, all
-    /// namespaces.
+    /// Only these namespaces: names or globs, where `*` matches any run of characters and
+    /// `?` one (`team-a`, `big-*`); at most 1000. Names are listed namespace by namespace;
+    /// a glob needs the right to list at cluster scope. Default: empty, all namespaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1000), inner(length(min = 1, max = 63), regex(pattern = DNS_LABEL)))]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 63), regex(pattern = NAMESPACE_GLOB)))]
     pub include: Vec<String>,
-    /// Never these namespaces (namespace names, at most 1000). Default: empty.
+    /// Never these namespaces: names or globs (`kube-*`); at most 1000. Default: empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1000), inner(length(min = 1, max = 63), regex(pattern = DNS_LABEL)))]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 63), regex(pattern = NAMESPACE_GLOB)))]
     pub exclude: Vec<String>,
 }
 

@@ -322,12 +322,7 @@ async fn post_inner(check: &MorningCheck, report: &RunReport, s: &Settings) -> O
     if let Err(e) = slack::check_webhook_url(&url) {
         return Some(format!("slack: {e}"));
     }
-    let name = check.name_any();
-    let ns = check.namespace().unwrap_or_else(|| "default".into());
-    let mentions = check.spec.slack.as_ref().map(|s| s.mention_on_critical.clone()).unwrap_or_default();
-    let digest =
-        slack::Digest { namespace: &ns, name: &name, time_zone: check.spec.time_zone.as_deref(), mentions: &mentions };
-    let payload = slack::render(report, &digest);
+    let payload = digest(check, report);
     let d = slack::deliver(&slack::http_client(), &url, &payload, Instant::now() + Duration::from_secs(60)).await;
     match d.outcome {
         slack::Outcome::Delivered => None,
@@ -341,19 +336,24 @@ pub fn render(check: &MorningCheck, report: &RunReport, output: Output) -> Strin
     match output {
         Output::Text => crate::redact::scrub(&text::render(&name, report, text::Style::detect())),
         Output::Json => pretty_scrubbed(serde_json::to_value(report).expect("a report always serializes")),
-        Output::Slack => {
-            let ns = check.namespace().unwrap_or_else(|| "default".into());
-            let n = check.name_any();
-            let mentions = check.spec.slack.as_ref().map(|s| s.mention_on_critical.clone()).unwrap_or_default();
-            let digest = slack::Digest {
-                namespace: &ns,
-                name: &n,
-                time_zone: check.spec.time_zone.as_deref(),
-                mentions: &mentions,
-            };
-            pretty_scrubbed(slack::render(report, &digest))
-        }
+        Output::Slack => pretty_scrubbed(digest(check, report)),
     }
+}
+
+/// The Slack digest of a run from a file: it points to the JSON report, as no
+/// MorningCheck object exists to `kubectl get`.
+fn digest(check: &MorningCheck, report: &RunReport) -> serde_json::Value {
+    let ns = check.namespace().unwrap_or_else(|| "default".into());
+    let name = check.name_any();
+    let mentions = check.spec.slack.as_ref().map(|s| s.mention_on_critical.clone()).unwrap_or_default();
+    let digest = slack::Digest {
+        namespace: &ns,
+        name: &name,
+        time_zone: check.spec.time_zone.as_deref(),
+        mentions: &mentions,
+        origin: slack::Origin::Local,
+    };
+    slack::render(report, &digest)
 }
 
 /// JSON for stdout, with every secret the run held scrubbed from its strings.

@@ -12,9 +12,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, Resource};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use wildmatch::WildMatch;
 
 use super::{LocalCluster, RunContext, config_error, kube_error, kube_transient};
-use crate::api::{Area, KubernetesTarget, TargetError};
+use crate::api::{Area, KubernetesTarget, NamespaceFilter, TargetError};
 use crate::evaluate::kubernetes as eval;
 use crate::evaluate::{FindingSink, TargetOutcome};
 use crate::net::{Attempt, RetryPolicy, retry};
@@ -38,7 +39,7 @@ pub async fn check(target: &KubernetesTarget, ctx: &RunContext) -> TargetOutcome
             return out;
         }
     };
-    let scan = Scan { client, target, ctx };
+    let scan = Scan { client, target, ctx, namespaces: Namespaces::new(&target.namespaces) };
     let c = &target.checks;
     let (pods, workloads, nodes, events) = tokio::join!(
         async { if c.pods { Some(scan.pods().await) } else { None } },
@@ -160,18 +161,43 @@ struct Scan<'a> {
     client: Client,
     target: &'a KubernetesTarget,
     ctx: &'a RunContext,
+    namespaces: Namespaces,
+}
+
+/// The target's namespace filter, compiled: names and globs (`big-*`, `team-?`).
+struct Namespaces {
+    include: Vec<WildMatch>,
+    exclude: Vec<WildMatch>,
+    /// Every include is a plain name, so each can be listed on its own; a glob needs a
+    /// list at cluster scope, filtered here.
+    by_name: bool,
+}
+
+impl Namespaces {
+    fn new(f: &NamespaceFilter) -> Self {
+        let glob = |p: &String| p.contains(['*', '?']);
+        Self {
+            include: f.include.iter().map(|p| WildMatch::new(p)).collect(),
+            exclude: f.exclude.iter().map(|p| WildMatch::new(p)).collect(),
+            by_name: !f.include.is_empty() && !f.include.iter().any(glob),
+        }
+    }
+
+    /// Exclude wins; an empty include takes every namespace.
+    fn included(&self, ns: &str) -> bool {
+        !self.exclude.iter().any(|e| e.matches(ns))
+            && (self.include.is_empty() || self.include.iter().any(|i| i.matches(ns)))
+    }
 }
 
 impl Scan<'_> {
     fn part(&self) -> Part {
         let cap = self.target.thresholds.max_findings as usize;
-        Part { sink: self.ctx.sink(&self.target.name, cap), facts: Vec::new(), errors: Vec::new() }
+        Part { sink: self.ctx.sink(&self.target.name, Area::Kubernetes, cap), facts: Vec::new(), errors: Vec::new() }
     }
 
     fn included(&self, ns: Option<&str>) -> bool {
-        let f = &self.target.namespaces;
-        let ns = ns.unwrap_or_default();
-        !f.exclude.iter().any(|e| e == ns) && (f.include.is_empty() || f.include.iter().any(|i| i == ns))
+        self.namespaces.included(ns.unwrap_or_default())
     }
 
     /// Namespaced APIs to list: one per included namespace, or one across all of them.
@@ -180,7 +206,7 @@ impl Scan<'_> {
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
         let plural = K::plural(&()).to_string();
-        if self.target.namespaces.include.is_empty() {
+        if !self.namespaces.by_name {
             return vec![(Api::all(self.client.clone()), format!("list {plural} at cluster scope"))];
         }
         let unique: HashSet<&String> = self.target.namespaces.include.iter().collect();
@@ -447,7 +473,7 @@ mod tests {
                 "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2026-11-24T06:50:00Z"}}}]}});
         // Restarts are counted by the pod's uid: the slim metadata keeps it.
         let check = |p: &Pod| {
-            let mut sink = FindingSink::new("t", 10);
+            let mut sink = FindingSink::new("t", Area::Kubernetes, 10);
             let since = now - jiff::SignedDuration::from_hours(24);
             eval::pod_findings(p, now, &th, &mut eval::RestartWindow { since, counters: &mut sink })
         };
@@ -521,5 +547,24 @@ mod tests {
         let raw = TOKEN_KC.replace("user: {token: abc}", "user: {tokenFile: /var/run/secrets/token}");
         assert!(parse_kubeconfig(&raw).unwrap_err().contains("refers to files"));
         assert!(parse_kubeconfig("not: [yaml").is_err());
+    }
+
+    #[test]
+    fn namespace_filters_take_names_and_globs() {
+        let f = |include: &[&str], exclude: &[&str]| {
+            Namespaces::new(&NamespaceFilter {
+                include: include.iter().map(|s| s.to_string()).collect(),
+                exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            })
+        };
+        let n = f(&["big-*", "web"], &["big-canary"]);
+        assert!(n.included("big-1") && n.included("big-") && n.included("web"));
+        assert!(!n.included("big-canary") && !n.included("webby") && !n.included("small-1"));
+        assert!(!n.by_name, "a glob is listed at cluster scope and filtered");
+        let n = f(&["a", "b"], &[]);
+        assert!(n.by_name && n.included("a") && !n.included("c"));
+        let n = f(&[], &["kube-*", "team-?"]);
+        assert!(!n.by_name && n.included("default") && !n.included("kube-system") && !n.included("team-a"));
+        assert!(n.included("team-ab"));
     }
 }

@@ -160,13 +160,13 @@ impl RunContext {
     /// The outcome of target `name`: its findings compared with the previous run's and
     /// snoozed as the spec says.
     pub fn outcome(&self, name: &str, area: Area, cap: usize) -> TargetOutcome {
-        TargetOutcome { sink: self.sink(name, cap), ..TargetOutcome::new(name, area, cap) }
+        TargetOutcome { sink: self.sink(name, area, cap), ..TargetOutcome::new(name, area, cap) }
     }
 
     /// A sink for part of target `name`, judged as [`RunContext::outcome`]'s, with the
     /// counters the previous run read of it.
-    pub fn sink(&self, name: &str, cap: usize) -> FindingSink {
-        FindingSink::new(name, cap)
+    pub fn sink(&self, name: &str, area: Area, cap: usize) -> FindingSink {
+        FindingSink::new(name, area, cap)
             .against(self.previous.target(name))
             .counting(self.previous.counters(name))
             .snoozing(Some(self.snoozes.clone()))

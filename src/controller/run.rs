@@ -305,6 +305,7 @@ async fn notify(
         name: &name,
         time_zone: mc.spec.time_zone.as_deref(),
         mentions: &spec.mention_on_critical,
+        origin: slack::Origin::Cluster,
     };
     let payload = slack::render(report, &digest);
     let d = slack::deliver(&ctx.http, &url, &payload, Instant::now() + Duration::from_secs(60)).await;

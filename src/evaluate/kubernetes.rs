@@ -17,6 +17,7 @@
 //! | node cordoned | info |
 //! | Warning events in the window (aggregated) | warning |
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use jiff::Timestamp;
@@ -59,6 +60,21 @@ fn age(now: Timestamp, since: Option<Timestamp>) -> Option<i64> {
 /// when 0): a rollout, a scale-up or a kubelet restart in progress is not a finding yet.
 fn in_grace(now: Timestamp, since: Option<Timestamp>, grace_seconds: i64) -> bool {
     grace_seconds > 0 && age(now, since).is_some_and(|a| a <= grace_seconds)
+}
+
+/// What a finding is about, to group a target's findings into one entry per object:
+/// a pod for its own and its containers' findings (`ns/pod/container` → `ns/pod`), and
+/// an Event's involved object (`ns/Kind/name` → `ns/name`; a Node's → its name, as
+/// the node's own findings name it). Any other object is its own subject.
+pub fn subject(object: &str) -> Cow<'_, str> {
+    let kind = |s: &str| s.starts_with(|c: char| c.is_ascii_uppercase());
+    let mut parts = object.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some("Node"), Some(name), None) | (Some("Node"), Some(name), None, None) => Cow::Borrowed(name),
+        (Some(ns), Some(k), Some(name), None) if kind(k) => Cow::Owned(format!("{ns}/{name}")),
+        (Some(ns), Some(pod), Some(_container), None) => Cow::Borrowed(&object[..ns.len() + 1 + pod.len()]),
+        _ => Cow::Borrowed(object),
+    }
 }
 
 fn obj(ns: &str, name: &str) -> String {
@@ -468,6 +484,18 @@ impl EventAggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pods_containers_and_events_share_its_subject() {
+        assert_eq!(subject("prod/web-1"), "prod/web-1");
+        assert_eq!(subject("prod/web-1/app"), "prod/web-1");
+        assert_eq!(subject("prod/Pod/web-1"), "prod/web-1");
+        assert_eq!(subject("prod/Deployment/web"), "prod/web");
+        assert_eq!(subject("default/Node/ip-10-0-3-17"), "ip-10-0-3-17");
+        assert_eq!(subject("Node/ip-10-0-3-17"), "ip-10-0-3-17");
+        assert_eq!(subject("ip-10-0-3-17"), "ip-10-0-3-17");
+        assert_eq!(subject("a/b/c/d"), "a/b/c/d");
+    }
     use serde_json::json;
 
     fn now() -> Timestamp {

@@ -14,11 +14,21 @@ pub use report::{
 };
 pub use snooze::Snoozes;
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{Finding, Severity};
+use crate::api::{Area, Finding, Severity};
+
+/// What a finding of a target in `area` is about: a target's findings of one subject are
+/// one entry of every output (a pod with its containers' findings and its Events).
+pub fn subject(area: Area, object: &str) -> Cow<'_, str> {
+    match area {
+        Area::Kubernetes => kubernetes::subject(object),
+        Area::Prometheus | Area::Aws => Cow::Borrowed(object),
+    }
+}
 
 /// Builds a finding; the key is `check/object`, unique within a target.
 pub fn finding(

@@ -1,6 +1,6 @@
 //! Bounded collection of findings, grading, and the diff with the previous run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -38,6 +38,7 @@ fn bounded_checks(checks: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
 #[derive(Debug, Clone)]
 pub struct FindingSink {
     cap: usize,
+    area: Area,
     kept: Vec<Finding>,
     counts: Counts,
     /// Id and severity of every finding, for the diff and the digest (16 bytes a finding).
@@ -84,9 +85,10 @@ impl Counters for FindingSink {
 }
 
 impl FindingSink {
-    pub fn new(target: &str, cap: usize) -> Self {
+    pub fn new(target: &str, area: Area, cap: usize) -> Self {
         Self {
             cap: cap.max(1),
+            area,
             kept: Vec::new(),
             counts: Counts::default(),
             ids: Vec::new(),
@@ -147,10 +149,10 @@ impl FindingSink {
         }
         if self.previous.as_ref().is_some_and(|p| !p.contains_key(&id)) {
             self.fresh.push(f.clone());
-            bound(&mut self.fresh, DIFF_LIST_CAP);
+            bound(&mut self.fresh, DIFF_LIST_CAP, None);
         }
         self.kept.push(f);
-        bound(&mut self.kept, self.cap);
+        bound(&mut self.kept, self.cap, Some(self.area));
     }
 
     pub fn extend(&mut self, findings: impl IntoIterator<Item = Finding>) {
@@ -165,9 +167,9 @@ impl FindingSink {
         self.counts.merge(&other.counts);
         self.ids.extend(other.ids);
         self.kept.extend(other.kept);
-        bound(&mut self.kept, self.cap);
+        bound(&mut self.kept, self.cap, Some(self.area));
         self.fresh.extend(other.fresh);
-        bound(&mut self.fresh, DIFF_LIST_CAP);
+        bound(&mut self.fresh, DIFF_LIST_CAP, None);
         self.snoozed.extend(other.snoozed);
         bound_snoozed(&mut self.snoozed);
         self.counters.extend(other.counters);
@@ -187,8 +189,8 @@ impl FindingSink {
     }
 
     fn finish(mut self) -> Parts {
-        trim(&mut self.kept, self.cap);
-        trim(&mut self.fresh, DIFF_LIST_CAP);
+        trim(&mut self.kept, self.cap, Some(self.area));
+        trim(&mut self.fresh, DIFF_LIST_CAP, None);
         trim_snoozed(&mut self.snoozed);
         Parts {
             kept: self.kept,
@@ -225,29 +227,60 @@ struct Parts {
 }
 
 /// Trims once twice the cap is kept, so sorting is amortized over many pushes.
-fn bound(findings: &mut Vec<Finding>, cap: usize) {
+fn bound(findings: &mut Vec<Finding>, cap: usize, grouped: Option<Area>) {
     if findings.len() >= cap * 2 {
-        trim(findings, cap);
+        trim(findings, cap, grouped);
     }
 }
 
-/// Keeps the `cap` first by severity, and within a severity round-robin across checks:
-/// every check shows one example before any shows a second, so a rare critical is never
-/// hidden behind a thousand common ones.
-fn trim(findings: &mut Vec<Finding>, cap: usize) {
-    findings.sort_by(|a, b| {
+/// The most findings of one subject an entry keeps: its lead and the facts beside it.
+const PER_ENTRY: usize = 4;
+
+/// Keeps at most `cap` findings, an entry at a time. An entry is what one subject has
+/// (`grouped` by the subjects of that area: a pod with its containers and Events), or a
+/// single finding. Entries rank by their lead, their most severe finding: by severity,
+/// and within a severity round-robin across checks, so every check shows one example
+/// before any shows a second and a rare critical is never hidden behind a thousand
+/// common ones. The kept findings come entry by entry, each entry's lead first.
+fn trim(findings: &mut Vec<Finding>, cap: usize, grouped: Option<Area>) {
+    let worst_first = |a: &Finding, b: &Finding| {
         b.severity.cmp(&a.severity).then_with(|| a.check.cmp(&b.check)).then_with(|| a.key.cmp(&b.key))
-    });
-    let mut round = Vec::with_capacity(findings.len());
-    for (i, f) in findings.iter().enumerate() {
-        let same = i > 0 && findings[i - 1].severity == f.severity && findings[i - 1].check == f.check;
+    };
+    let mut by_subject: HashMap<String, Vec<Finding>> = HashMap::new();
+    for f in findings.drain(..) {
+        let subject = match grouped {
+            Some(area) => super::subject(area, &f.object).into_owned(),
+            None => f.key.clone(),
+        };
+        by_subject.entry(subject).or_default().push(f);
+    }
+    let mut entries: Vec<(String, Vec<Finding>)> = by_subject.into_iter().collect();
+    for (_, e) in &mut entries {
+        e.sort_by(worst_first);
+        e.truncate(PER_ENTRY);
+    }
+    entries.sort_by(|(sa, a), (sb, b)| worst_first(&a[0], &b[0]).then_with(|| sa.cmp(sb)));
+    let mut round = Vec::with_capacity(entries.len());
+    for (i, (_, e)) in entries.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|p| &entries[p].1[0]);
+        let same = prev.is_some_and(|p| p.severity == e[0].severity && p.check == e[0].check);
         round.push(if same { round[i - 1] + 1 } else { 0usize });
     }
-    let mut ranked: Vec<(usize, Finding)> = round.into_iter().zip(findings.drain(..)).collect();
-    ranked.sort_by(|(ra, a), (rb, b)| {
-        b.severity.cmp(&a.severity).then(ra.cmp(rb)).then_with(|| a.check.cmp(&b.check)).then_with(|| a.key.cmp(&b.key))
+    let mut ranked: Vec<(usize, (String, Vec<Finding>))> = round.into_iter().zip(entries).collect();
+    ranked.sort_by(|(ra, (sa, a)), (rb, (sb, b))| {
+        let (a, b) = (&a[0], &b[0]);
+        b.severity.cmp(&a.severity).then(ra.cmp(rb)).then_with(|| a.check.cmp(&b.check)).then_with(|| sa.cmp(sb))
     });
-    findings.extend(ranked.into_iter().take(cap).map(|(_, f)| f));
+    for (_, (_, e)) in ranked {
+        let room = cap - findings.len();
+        if room == 0 {
+            break;
+        }
+        // Whole entries only, but never none: a first entry larger than the cap is cut.
+        if e.len() <= room || findings.is_empty() {
+            findings.extend(e.into_iter().take(room));
+        }
+    }
 }
 
 /// What a collector hands to the evaluation: its findings and errors.
@@ -272,7 +305,7 @@ impl TargetOutcome {
             scope: None,
             errors: Vec::new(),
             facts: BTreeMap::new(),
-            sink: FindingSink::new(name, cap),
+            sink: FindingSink::new(name, area, cap),
             insecure: false,
             ceiling: Severity::Critical,
         }
@@ -626,7 +659,7 @@ mod tests {
     /// A target's outcome as a collector makes it: its sink compares with `previous`.
     fn against(name: &str, findings: &[(Severity, &str)], previous: &KnownSet) -> TargetOutcome {
         let mut o = TargetOutcome::new(name, Area::Kubernetes, 2);
-        o.sink = FindingSink::new(name, 2).against(previous.target(name));
+        o.sink = FindingSink::new(name, Area::Prometheus, 2).against(previous.target(name));
         for (s, obj) in findings {
             o.sink.push(finding(*s, "Check", *obj, "m", None));
         }
@@ -651,7 +684,7 @@ mod tests {
 
     #[test]
     fn sink_keeps_most_severe_and_counts_all() {
-        let mut s = FindingSink::new("t", 2);
+        let mut s = FindingSink::new("t", Area::Prometheus, 2);
         for i in 0..100 {
             let sev = if i == 50 { Severity::Critical } else { Severity::Info };
             s.push(finding(sev, "C", format!("o{i:03}"), "m", None));
@@ -665,8 +698,8 @@ mod tests {
 
     #[test]
     fn merged_sinks_keep_every_count_and_id_and_the_worst_findings() {
-        let mut a = FindingSink::new("t", 2);
-        let mut b = FindingSink::new("t", 2);
+        let mut a = FindingSink::new("t", Area::Prometheus, 2);
+        let mut b = FindingSink::new("t", Area::Prometheus, 2);
         for i in 0..50 {
             a.push(finding(Severity::Info, "C", format!("a{i:02}"), "m", None));
             b.push(finding(Severity::Warning, "C", format!("b{i:02}"), "m", None));
@@ -867,7 +900,7 @@ mod tests {
         }];
         let snoozes = Arc::new(Snoozes::new(&spec, None, now, None));
         let mut o = TargetOutcome::new("a", Area::Kubernetes, 2);
-        o.sink = FindingSink::new("a", 2).snoozing(Some(snoozes.clone()));
+        o.sink = FindingSink::new("a", Area::Prometheus, 2).snoozing(Some(snoozes.clone()));
         o.sink.push(finding(Severity::Critical, "Check", "batch-1", "m", None));
         o.sink.push(finding(Severity::Warning, "Check", "web", "m", None));
         let (r, known) = build_report(meta(), vec![o], &none(), &snoozes);
@@ -890,7 +923,7 @@ mod tests {
     /// an example before any shows a second, and the counts per check are exact.
     #[test]
     fn kept_findings_cover_every_check_and_checks_are_counted() {
-        let mut s = FindingSink::new("t", 5);
+        let mut s = FindingSink::new("t", Area::Kubernetes, 5);
         for i in 0..1000 {
             s.push(finding(Severity::Critical, "CrashLoopBackOff", format!("ns/pod-{i:04}"), "m", None));
             if i % 400 == 0 {
@@ -912,6 +945,35 @@ mod tests {
         );
         let checks: Vec<(&str, u64)> = p.checks.iter().map(|(c, n)| (c.as_str(), *n)).collect();
         assert_eq!(checks, [("CrashLoopBackOff", 1000), ("DeploymentUnavailable", 1), ("NodeNotReady", 3)]);
+    }
+
+    /// A pod's crashloop, its restarts and its BackOff Event are one entry, its lead
+    /// first; entries are kept whole, and a rare check still gets its example.
+    #[test]
+    fn one_pods_findings_are_one_entry() {
+        let mut s = FindingSink::new("t", Area::Kubernetes, 6);
+        for i in 0..50 {
+            let pod = format!("ns/pod-{i:02}");
+            s.push(finding(Severity::Warning, "EventBackOff", format!("ns/Pod/pod-{i:02}"), "m", None));
+            s.push(finding(Severity::Warning, "HighRestarts", format!("{pod}/app"), "m", None));
+            s.push(finding(Severity::Critical, "CrashLoopBackOff", format!("{pod}/app"), "m", None));
+        }
+        s.push(finding(Severity::Critical, "NodeNotReady", "node-1", "m", None));
+        s.push(finding(Severity::Warning, "EventNodeNotReady", "default/Node/node-1", "m", None));
+        let p = s.finish();
+        let kept: Vec<(&str, &str)> = p.kept.iter().map(|f| (f.check.as_str(), f.object.as_str())).collect();
+        assert_eq!(
+            kept,
+            [
+                ("CrashLoopBackOff", "ns/pod-00/app"),
+                ("EventBackOff", "ns/Pod/pod-00"),
+                ("HighRestarts", "ns/pod-00/app"),
+                ("NodeNotReady", "node-1"),
+                ("EventNodeNotReady", "default/Node/node-1"),
+            ],
+            "the second pod's three findings don't fit in the one place left"
+        );
+        assert_eq!(p.counts.total, 152);
     }
 
     #[test]

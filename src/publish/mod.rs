@@ -5,12 +5,28 @@ pub mod text;
 
 use std::collections::BTreeMap;
 
-use crate::api::{RunReport, RunResult};
+use crate::api::{Finding, RunReport, RunResult, TargetReport};
 
 /// Our own bookkeeping among a target's facts (list requests, API pages): kept in the
 /// JSON report and the metrics, never shown to a person.
 pub fn operational(fact: &str) -> bool {
     fact.ends_with("ListRequests") || fact.ends_with("Pages")
+}
+
+/// A target's kept findings as entries, one per subject (a pod with its containers'
+/// findings and its Events), lead first: the evaluation keeps them in this order, and
+/// every output shows them so.
+pub fn entries(t: &TargetReport) -> Vec<&[Finding]> {
+    let same = |a: &Finding, b: &Finding| {
+        crate::evaluate::subject(t.area, &a.object) == crate::evaluate::subject(t.area, &b.object)
+    };
+    t.findings.chunk_by(same).collect()
+}
+
+/// Targets that have findings or could not be checked, and the healthy rest: the
+/// healthy take one line in every output.
+pub fn split_healthy(report: &RunReport) -> (Vec<&TargetReport>, Vec<&TargetReport>) {
+    report.targets.iter().partition(|t| t.counts.total > 0 || !t.errors.is_empty())
 }
 
 /// The checks of a target by how many findings each has, most first, e.g.

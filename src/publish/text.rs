@@ -47,31 +47,80 @@ impl Style {
     }
 }
 
-/// Renders one run of the MorningCheck `name`.
+/// Renders one run of the MorningCheck `name`, in the digest's order: what is new, what
+/// could not be checked, then each target with findings (counts per check and one entry
+/// per object), and the healthy targets on one line.
 pub fn render(name: &str, report: &RunReport, style: Style) -> String {
     let mut out = String::new();
     let c = &report.counts;
     let _ = writeln!(
         out,
-        "{}: {}{}  {} critical, {} warning, {} info  ({:.1}s)",
+        "{}: {}{}  {} critical, {} warning, {} info  ({})",
         safe(name),
         style.result(report.result),
         super::unchecked_suffix(report),
-        c.critical,
-        c.warning,
-        c.info,
-        report.duration_seconds
+        super::thousands(c.critical),
+        super::thousands(c.warning),
+        super::thousands(c.info),
+        crate::duration::took(report.duration_seconds)
     );
-    let d = &report.diff;
-    if d.has_previous && (d.new_total > 0 || d.resolved_total > 0 || d.unknown_total > 0) {
-        let _ = write!(out, "since the last run: {} new, {} resolved", d.new_total, d.resolved_total);
-        if d.unknown_total > 0 {
-            let _ = write!(out, ", {} unknown (target unchecked)", d.unknown_total);
-        }
+    new_since(&mut out, report, style);
+    unchecked(&mut out, report, style);
+    snoozed(&mut out, report);
+    let (mut with_findings, healthy) = super::split_healthy(report);
+    with_findings.retain(|t| t.counts.total > 0);
+    with_findings.sort_by_key(|t| (t.area, std::cmp::Reverse(crate::evaluate::rank(t.result))));
+    for t in with_findings {
         out.push('\n');
+        target(&mut out, t, report.started_at.0, style);
     }
-    if c.snoozed > 0 {
-        let _ = writeln!(out, "snoozed: {}", c.snoozed);
+    if !healthy.is_empty() {
+        let names: Vec<String> = healthy.iter().map(|t| format!("{} ({})", safe(&t.name), t.area.as_str())).collect();
+        let _ = writeln!(out, "\n{} ({}): {}", style.result(RunResult::Healthy), healthy.len(), names.join(", "));
+    }
+    out
+}
+
+/// "since the last run: 2 new, 1 resolved", and the new findings.
+fn new_since(out: &mut String, report: &RunReport, style: Style) {
+    let d = &report.diff;
+    if !d.has_previous || (d.new_total == 0 && d.resolved_total == 0 && d.unknown_total == 0) {
+        return;
+    }
+    let _ = write!(out, "since the last run: {} new, {} resolved", d.new_total, d.resolved_total);
+    if d.unknown_total > 0 {
+        let _ = write!(out, ", {} unknown (target unchecked)", d.unknown_total);
+    }
+    out.push('\n');
+    for f in &d.new {
+        let (check, object, target) = (safe(&f.check), safe(&f.object), safe(&f.target));
+        let _ = writeln!(out, "  {} {check:<26} {object}  on {target}", style.severity(f.severity));
+    }
+    let shown = d.new.len() as u64;
+    if d.new_total > shown {
+        let _ = writeln!(out, "  … and {} more new", d.new_total - shown);
+    }
+}
+
+/// The targets that could not be (fully) checked, each error with its tier.
+fn unchecked(out: &mut String, report: &RunReport, style: Style) {
+    let failed: Vec<&TargetReport> = report.targets.iter().filter(|t| !t.errors.is_empty()).collect();
+    if failed.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "could not check {} of {} targets:", failed.len(), report.targets.len());
+    for t in failed {
+        let _ = writeln!(out, "  {}{}", title(t), if t.insecure { "  (TLS verification is off)" } else { "" });
+        for e in &t.errors {
+            let scope = e.scope.as_deref().map(|s| format!(" {}", safe(s))).unwrap_or_default();
+            let _ = writeln!(out, "    {} {:?}{scope}: {}", style.paint("1;35", "ERR "), e.tier, one_line(&e.message));
+        }
+    }
+}
+
+fn snoozed(out: &mut String, report: &RunReport) {
+    if report.counts.snoozed > 0 {
+        let _ = writeln!(out, "snoozed: {}", report.counts.snoozed);
         for f in &report.snoozes.findings {
             let line = format!("{} {} on {}: {} (until {})", f.check, f.object, f.target, f.reason, f.until.0);
             let _ = writeln!(out, "  {}", safe(&line));
@@ -84,24 +133,25 @@ pub fn render(name: &str, report: &RunReport, style: Style) -> String {
         let why = r.note.as_deref().unwrap_or_default();
         let _ = writeln!(out, "snooze refused: {}", safe(&format!("{} {}: {why}", r.check, r.object)));
     }
-    let mut targets: Vec<&TargetReport> = report.targets.iter().collect();
-    targets.sort_by_key(|t| (t.area, std::cmp::Reverse(crate::evaluate::rank(t.result))));
-    for t in targets {
-        out.push('\n');
-        target(&mut out, t, style);
-    }
-    out
 }
 
-fn target(out: &mut String, t: &TargetReport, style: Style) {
+/// "KUBERNETES local (scope)".
+fn title(t: &TargetReport) -> String {
     let scope = t.scope.as_deref().map(|s| format!(" ({})", safe(s))).unwrap_or_default();
-    let facts: Vec<String> =
-        t.facts.iter().filter(|(k, _)| !super::operational(k)).map(|(k, v)| format!("{} {v}", safe(k))).collect();
+    format!("{} {}{scope}", t.area.as_str().to_uppercase(), safe(&t.name))
+}
+
+fn target(out: &mut String, t: &TargetReport, at: jiff::Timestamp, style: Style) {
+    let facts: Vec<String> = t
+        .facts
+        .iter()
+        .filter(|(k, _)| !super::operational(k))
+        .map(|(k, v)| format!("{} {}", safe(k), super::thousands(*v)))
+        .collect();
     let _ = writeln!(
         out,
-        "{} {}{scope}: {}  {}/{}/{}{}",
-        t.area.as_str().to_uppercase(),
-        safe(&t.name),
+        "{}: {}  {}/{}/{}{}",
+        title(t),
         style.result(t.result),
         t.counts.critical,
         t.counts.warning,
@@ -114,24 +164,30 @@ fn target(out: &mut String, t: &TargetReport, style: Style) {
     if t.insecure {
         let _ = writeln!(out, "  ! TLS verification is off for this target");
     }
-    for e in &t.errors {
-        let scope = e.scope.as_deref().map(|s| format!(" {}", safe(s))).unwrap_or_default();
-        let _ = writeln!(out, "  {} {:?}{scope}: {}", style.paint("1;35", "ERR "), e.tier, one_line(&e.message));
+    if !t.errors.is_empty() {
+        let _ = writeln!(out, "  ! incomplete: {} errors, listed above", t.errors.len());
     }
-    for f in t.findings.iter().take(PER_TARGET) {
-        finding(out, f, style);
+    let mut shown = 0u64;
+    for entry in super::entries(t).into_iter().take(PER_TARGET) {
+        finding(out, &entry[0], at, style);
+        if entry.len() > 1 {
+            let also: Vec<String> =
+                entry[1..].iter().map(|f| format!("{}: {}", safe(&f.check), one_line(&f.message))).collect();
+            let _ = writeln!(out, "       also {}", clip(&also.join(" · "), Limit::Chars(200)));
+        }
+        shown += entry.len() as u64;
     }
-    let shown = t.findings.len().min(PER_TARGET) as u64;
-    if t.counts.total > shown {
-        let _ = writeln!(out, "  … and {} more", t.counts.total - shown);
+    if t.counts.total > shown + t.counts.snoozed {
+        let _ = writeln!(out, "  … and {} more", t.counts.total - t.counts.snoozed - shown);
     }
 }
 
-fn finding(out: &mut String, f: &Finding, style: Style) {
+/// A finding's line; how long it has been failing is told as of the run's start `at`.
+fn finding(out: &mut String, f: &Finding, at: jiff::Timestamp, style: Style) {
     let since = f
         .since
         .as_ref()
-        .map(|s| format!(" (since {})", friendly(jiff::Timestamp::now().duration_since(s.0).as_secs())))
+        .map(|s| format!(" (since {})", friendly(at.duration_since(s.0).as_secs())))
         .unwrap_or_default();
     let (check, object) = (safe(&f.check), safe(&f.object));
     let _ = writeln!(out, "  {} {check:<26} {object}  {}{since}", style.severity(f.severity), one_line(&f.message));
@@ -214,17 +270,47 @@ mod tests {
         }
     }
 
+    /// New first, then what could not be checked, then each target with counts per check
+    /// and one entry per object, the healthy on one line; no bookkeeping counter.
     #[test]
-    fn plain_report_groups_by_area_and_caps_findings() {
-        let text = render("default/platform", &report(), Style { color: false });
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "default/platform: CRITICAL · 1 target unchecked  12 critical, 0 warning, 0 info  (1.2s)");
-        assert_eq!(lines[1], "since the last run: 2 new, 1 resolved");
-        assert_eq!(lines[3], "KUBERNETES local: CRITICAL  12/0/0  [pods 40]");
-        assert_eq!(lines[4].trim_end(), "  CRIT CrashLoopBackOff           prod/web-0/app  back-off restarting");
-        assert!(text.contains("  … and 2 more\n"));
-        assert!(text.contains("AWS prod/eu-west-1 (eu-west-1): FAILED  0/0/0\n  ! TLS verification is off for this target\n  ERR  Unauthorized: ExpiredToken\n"));
-        assert!(!text.contains('\x1b'));
+    fn plain_report_in_the_digests_order() {
+        let mut r = report();
+        let k = &mut r.targets[1];
+        k.findings.insert(1, finding(Severity::Warning, "HighRestarts", "prod/web-0/app", "12 restarts", None));
+        k.counts.add(Severity::Warning, 1);
+        k.checks = [("CrashLoopBackOff".to_string(), 12), ("HighRestarts".to_string(), 1)].into();
+        let mut healthy = r.targets[1].clone();
+        (healthy.name, healthy.findings, healthy.counts, healthy.result) =
+            ("quiet".into(), vec![], Counts::default(), RunResult::Healthy);
+        r.targets.push(healthy);
+        r.diff.new = vec![crate::api::FindingRef {
+            target: "local".into(),
+            severity: Severity::Critical,
+            check: "CrashLoopBackOff".into(),
+            object: "prod/web-0/app".into(),
+            runs: None,
+            since: None,
+        }];
+        let text = render("default/platform", &r, Style { color: false });
+        let expected = "\
+default/platform: CRITICAL · 1 target unchecked  12 critical, 0 warning, 0 info  (1.2s)
+since the last run: 2 new, 1 resolved
+  CRIT CrashLoopBackOff           prod/web-0/app  on local
+  … and 1 more new
+could not check 1 of 3 targets:
+  AWS prod/eu-west-1 (eu-west-1)  (TLS verification is off)
+    ERR  Unauthorized: ExpiredToken
+
+KUBERNETES local: CRITICAL  12/1/0  [pods 40]
+  checks: CrashLoopBackOff 12 · HighRestarts 1
+  CRIT CrashLoopBackOff           prod/web-0/app  back-off restarting
+       also HighRestarts: 12 restarts
+  CRIT CrashLoopBackOff           prod/web-1/app  back-off restarting
+";
+        assert!(text.starts_with(expected), "{text}");
+        assert!(text.contains("  … and 2 more\n"), "{text}");
+        assert!(text.ends_with("\nHEALTHY (1): quiet (kubernetes)\n"), "{text}");
+        assert!(!text.contains("ListRequests") && !text.contains('\x1b'), "{text}");
     }
 
     #[test]

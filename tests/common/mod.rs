@@ -582,3 +582,21 @@ pub fn connections_to(pid: u32, port: u16) -> usize {
     }
     n
 }
+
+/// Slack's own Block Kit models (slack_sdk, tests/slack_blocks.py) accept every block.
+pub fn slack_models_accept(payload: &Value) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_vec(payload).unwrap()).unwrap();
+    let script = format!("{}/tests/slack_blocks.py", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(var("MC_SLACK_SDK_PYTHON"))
+        .arg(script)
+        .arg(file.path())
+        .output()
+        .expect("the slack_sdk venv (tests/env/install.sh)");
+    assert!(
+        out.status.success(),
+        "slack_sdk refuses the message: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

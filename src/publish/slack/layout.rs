@@ -11,7 +11,7 @@ use crate::publish::unchecked_suffix;
 
 use super::lines::*;
 use super::mrkdwn::*;
-use super::{Digest, MAX_BLOCKS, MAX_FIELD_TEXT, MAX_FIELDS, MAX_HEADER_TEXT, MAX_PAYLOAD_CHARS};
+use super::{Digest, MAX_BLOCKS, MAX_FIELD_TEXT, MAX_FIELDS, MAX_HEADER_TEXT, MAX_PAYLOAD_CHARS, Origin};
 
 // ---------------------------------------------------------------------------------------
 // Budgets, in serialized JSON characters. Section budgets stay below the 3,000-character
@@ -25,6 +25,7 @@ pub(super) const AREA_FIELD_COST: usize = 100;
 pub(super) const DIFF_COST: usize = 1800;
 pub(super) const SNOOZE_COST: usize = 900;
 pub(super) const FAILED_COST: usize = 1600;
+pub(super) const HEALTHY_COST: usize = 700;
 pub(super) const OVERFLOW_COST: usize = 400;
 pub(super) const CONTEXT_COST: usize = 700;
 pub(super) const SECTION_MIN_COST: usize = 450;
@@ -36,27 +37,31 @@ pub(super) const SCOPE_COST: usize = 80;
 pub(super) const CHECK_COST: usize = 60;
 pub(super) const OBJECT_COST: usize = 120;
 pub(super) const MESSAGE_COST: usize = 160;
+pub(super) const ALSO_COST: usize = 60;
 pub(super) const ERROR_COST: usize = 300;
 pub(super) const K8S_NAME_COST: usize = 253;
 pub(super) const FACTS_SHOWN: usize = 6;
+pub(super) const CHECKS_SHOWN: usize = 8;
+/// Entries a target shows at least, when it has fewer failing checks.
+pub(super) const EXAMPLES: usize = 5;
 
-/// Renders the digest: `{"text": <plain fallback>, "blocks": [...]}`.
+/// Renders the digest: `{"text": <plain fallback>, "blocks": [...]}`. In order: the
+/// verdict, what is new, what could not be checked, each target with findings (counts
+/// per check and one entry per object), the healthy targets on one line, snoozes, and
+/// where to read everything.
 pub fn render(report: &RunReport, d: &Digest) -> Value {
     let layout = Layout::new(report, d);
     let mut msg = Message { text: layout.fallback_text(), ..Message::default() };
     msg.push(layout.header());
     msg.push(layout.summary());
-    if let Some(b) = layout.diff() {
+    for b in [layout.diff(), layout.failed()].into_iter().flatten() {
         msg.push(b);
     }
-    if let Some(b) = layout.snoozed() {
-        msg.push(b);
-    }
-    let failed = layout.failed();
+    let tail: Vec<Value> = [layout.healthy(), layout.snoozed()].into_iter().flatten().collect();
     let context = layout.context();
     // What the targets may use: everything the other blocks leave, less the overflow note.
-    let reserved_blocks = failed.is_some() as usize + 2;
-    let reserved_cost = failed.as_ref().map_or(0, |b| block_cost(b) + 1)
+    let reserved_blocks = tail.len() + 2;
+    let reserved_cost = tail.iter().map(|b| block_cost(b) + 1).sum::<usize>()
         + block_cost(&context)
         + 1
         + block_cost(&section(""))
@@ -71,7 +76,7 @@ pub fn render(report: &RunReport, d: &Digest) -> Value {
     if let Some(b) = layout.overflow(&hidden) {
         msg.push(b);
     }
-    if let Some(b) = failed {
+    for b in tail {
         msg.push(b);
     }
     msg.push(context);
@@ -106,15 +111,24 @@ impl Message {
 pub(super) struct Layout<'a> {
     report: &'a RunReport,
     d: &'a Digest<'a>,
-    /// `kubectl get mc -n NS NAME`, escaped.
-    kubectl: String,
+    /// Where everything is: `kubectl get mc -n NS NAME`, or the JSON report of a run
+    /// from a file; escaped.
+    everything: String,
+    /// Where what a list leaves out is: the object as YAML, or the JSON report.
+    in_full: String,
 }
 
 impl<'a> Layout<'a> {
     fn new(report: &'a RunReport, d: &'a Digest<'a>) -> Self {
-        let kubectl =
-            format!("kubectl get mc -n {} {}", plain(d.namespace, K8S_NAME_COST), plain(d.name, K8S_NAME_COST));
-        Self { report, d, kubectl }
+        let (everything, in_full) = match d.origin {
+            Origin::Cluster => {
+                let get =
+                    format!("kubectl get mc -n {} {}", plain(d.namespace, K8S_NAME_COST), plain(d.name, K8S_NAME_COST));
+                (get.clone(), format!("{get} -o yaml"))
+            }
+            Origin::Local => ("morningcheck run -o json".to_string(), "morningcheck run -o json".to_string()),
+        };
+        Self { report, d, everything, in_full }
     }
 
     fn critical(&self) -> bool {
@@ -127,7 +141,7 @@ impl<'a> Layout<'a> {
 
     /// "…and 12 more: `kubectl get mc -n NS NAME -o yaml`".
     fn more(&self, n: u64) -> String {
-        format!("…and {n} more: `{} -o yaml`", self.kubectl)
+        format!("…and {n} more: `{}`", self.in_full)
     }
 
     fn header(&self) -> Value {
@@ -304,6 +318,30 @@ impl<'a> Layout<'a> {
         Some(section(&text.into_string()))
     }
 
+    /// The healthy targets on one line: "✅ 3 healthy: local · thanos · main/eu-west-1".
+    fn healthy(&self) -> Option<Value> {
+        let (_, healthy) = crate::publish::split_healthy(self.report);
+        if healthy.is_empty() {
+            return None;
+        }
+        let mut text = Text::new(HEALTHY_COST);
+        text.push_inline(&format!(":white_check_mark: *{} healthy:*", healthy.len()));
+        let more = |n: usize| format!("…and {n} more");
+        for (i, t) in healthy.iter().enumerate() {
+            let sep = if i == 0 { " " } else { " · " };
+            let unlock = if t.insecure { " :unlock:" } else { "" };
+            let name = format!("*{}*{unlock}", plain(&t.name, NAME_COST));
+            let last = i + 1 == healthy.len();
+            let keep = if last { 0 } else { json_cost(&more(healthy.len())) + 3 };
+            if !text.fits(&name, sep, keep) {
+                text.push_with(&more(healthy.len() - i), " · ");
+                break;
+            }
+            text.push_with(&name, sep);
+        }
+        Some(section(&text.into_string()))
+    }
+
     /// Sections of the targets that fit in `slots` blocks and `left` characters, in report
     /// order; the most severe targets are kept first. Also returns the targets left out.
     fn targets(&self, slots: usize, left: usize) -> (Vec<Value>, Vec<&'a TargetReport>) {
@@ -336,9 +374,14 @@ impl<'a> Layout<'a> {
         let mut text = Text::new(cap);
         text.push_line(&target_title(t));
         text.push_line(&target_counts(t));
-        let total = t.counts.total.max(t.findings.len() as u64);
-        let lines = by_severity(&t.findings).into_iter().map(finding_line);
-        text.push_list(lines, total, |n| self.more(n), 0);
+        let total = (t.counts.total - t.counts.snoozed).max(t.findings.len() as u64);
+        let entries = crate::publish::entries(t);
+        // One example of every failing check (the kept entries come round-robin across
+        // checks), and a few more when there are few checks: the rest is counted.
+        let checks: std::collections::HashSet<&str> = entries.iter().map(|e| e[0].check.as_str()).collect();
+        let shown = entries.len().min(checks.len().max(EXAMPLES));
+        let lines = entries.into_iter().take(shown).map(|e| (entry_line(e), e.len() as u64));
+        text.push_weighted(lines, total, |n| self.more(n), 0);
         section(&text.into_string())
     }
 
@@ -350,9 +393,9 @@ impl<'a> Layout<'a> {
         let with_findings = hidden.iter().filter(|t| t.counts.total > 0).count();
         let mut text = Text::new(OVERFLOW_COST);
         text.push_line(&format!(
-            "…and {} more targets ({with_findings} with findings): `{} -o yaml`",
+            "…and {} more targets ({with_findings} with findings): `{}`",
             hidden.len(),
-            self.kubectl
+            self.in_full
         ));
         Some(section(&text.into_string()))
     }
@@ -366,7 +409,7 @@ impl<'a> Layout<'a> {
             code(&r.run_id, NAME_COST),
             local_time(r.started_at.0, self.d.time_zone),
             crate::duration::took(r.duration_seconds),
-            self.kubectl
+            self.everything
         ));
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text.into_string()}]})
     }

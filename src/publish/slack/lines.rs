@@ -18,9 +18,10 @@ pub(super) fn block_cost(block: &Value) -> usize {
     serde_json::to_string(block).map_or(usize::MAX / 4, |s| s.chars().count())
 }
 
-/// A target gets a section unless it failed without producing anything.
+/// A target gets a section when it has findings that are not snoozed; the healthy share
+/// one line, and one that could not be checked is listed with its errors.
 pub(super) fn has_section(t: &TargetReport) -> bool {
-    t.errors.is_empty() || t.counts.total > 0 || !t.findings.is_empty()
+    t.counts.total > t.counts.snoozed || !t.findings.is_empty()
 }
 
 /// Which targets keep their section when not all fit: the worst first.
@@ -94,8 +95,14 @@ pub(super) fn tier_name(t: ErrorTier) -> &'static str {
 
 /// "2 critical · 3 warning · 1 info".
 pub(super) fn counts_phrase(c: &Counts) -> String {
-    let snoozed = if c.snoozed > 0 { format!(" · {} snoozed", c.snoozed) } else { String::new() };
-    format!("{} critical · {} warning · {} info{snoozed}", c.critical, c.warning, c.info)
+    use crate::publish::thousands;
+    let snoozed = if c.snoozed > 0 { format!(" · {} snoozed", thousands(c.snoozed)) } else { String::new() };
+    format!(
+        "{} critical · {} warning · {} info{snoozed}",
+        thousands(c.critical),
+        thousands(c.warning),
+        thousands(c.info)
+    )
 }
 
 pub(super) fn diff_headline(diff: &RunDiff) -> String {
@@ -176,6 +183,22 @@ pub(super) fn finding_line(f: &Finding) -> String {
     line
 }
 
+/// An entry: its lead's line, then the other findings of its object after "also", on
+/// the same line: one broken pod is one line.
+pub(super) fn entry_line(entry: &[Finding]) -> String {
+    let mut line = finding_line(&entry[0]);
+    for (i, f) in entry.iter().enumerate().skip(1) {
+        line.push_str(if i == 1 { " · _also_ " } else { " · " });
+        let message = plain(&f.message, ALSO_COST);
+        line.push_str(&format!("*{}*", plain(&f.check, CHECK_COST)));
+        if !message.trim().is_empty() {
+            line.push_str(": ");
+            line.push_str(&message);
+        }
+    }
+    line
+}
+
 /// "*:red_circle: prod* · Kubernetes cluster · eu-west-1".
 pub(super) fn target_title(t: &TargetReport) -> String {
     let (emoji, _) = result_label(t.result);
@@ -194,10 +217,10 @@ pub(super) fn target_title(t: &TargetReport) -> String {
 pub(super) fn target_counts(t: &TargetReport) -> String {
     let mut parts = vec![if t.counts.total == 0 { "No findings".to_string() } else { counts_phrase(&t.counts) }];
     if !t.checks.is_empty() {
-        parts.push(plain(&crate::publish::checks_phrase(&t.checks, 4), CHECK_COST * 5));
+        parts.push(plain(&crate::publish::checks_phrase(&t.checks, CHECKS_SHOWN), CHECK_COST * CHECKS_SHOWN));
     }
     for (k, v) in t.facts.iter().filter(|(k, _)| !crate::publish::operational(k)).take(FACTS_SHOWN) {
-        parts.push(format!("{} {v}", plain(k, CHECK_COST / 2)));
+        parts.push(format!("{} {}", plain(k, CHECK_COST / 2), crate::publish::thousands(*v)));
     }
     if !t.errors.is_empty() {
         parts.push(format!(":x: incomplete ({} errors, see below)", t.errors.len()));

@@ -41,6 +41,17 @@ pub struct Digest<'a> {
     pub time_zone: Option<&'a str>,
     /// Added verbatim (not escaped) on a Critical result, e.g. `<!here>`.
     pub mentions: &'a [String],
+    /// Where the whole result can be read, which the digest points to.
+    pub origin: Origin,
+}
+
+/// Where a run's whole result is, for the digest's pointers to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A MorningCheck in a cluster: `kubectl get mc -n NS NAME` shows it.
+    Cluster,
+    /// `morningcheck run` from a file: no object exists; the JSON report has everything.
+    Local,
 }
 
 // ---------------------------------------------------------------------------------------

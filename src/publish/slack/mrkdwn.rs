@@ -61,16 +61,28 @@ impl Text {
         more: impl Fn(u64) -> String,
         reserve: usize,
     ) {
+        self.push_weighted(lines.map(|l| (l, 1)), total, more, reserve);
+    }
+
+    /// Lines while they fit, each standing for `weight` of the `total` items (an entry
+    /// for its findings), then "…and N more" for the items not shown.
+    pub(super) fn push_weighted(
+        &mut self,
+        lines: impl Iterator<Item = (String, u64)>,
+        total: u64,
+        more: impl Fn(u64) -> String,
+        reserve: usize,
+    ) {
         let room_for_more = json_cost(&more(total)) + 2;
         let mut shown = 0u64;
-        for line in lines {
-            let last = shown + 1 == total;
+        for (line, weight) in lines {
+            let last = shown + weight >= total;
             let keep = reserve + if last { 0 } else { room_for_more };
             if shown >= total || !self.fits(&line, "\n", keep) {
                 break;
             }
             self.push_line(&line);
-            shown += 1;
+            shown += weight;
         }
         if shown < total {
             self.push_line(&more(total - shown));
