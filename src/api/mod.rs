@@ -8,10 +8,12 @@
 //! regular expressions) is validated by the controller in [`crate::validate`].
 
 mod prometheus;
+mod report;
 mod spec;
 mod status;
 
 pub use prometheus::*;
+pub use report::*;
 pub use spec::*;
 pub use status::*;
 
