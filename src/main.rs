@@ -199,15 +199,19 @@ async fn run_cli(args: RunArgs, m: &ArgMatches) -> u8 {
         }
     }
     let mut reports = Vec::new();
+    let mut undelivered = false;
     for d in &docs {
         let report = cli::run_once(&d.check, &settings).await;
         print!("{}", cli::render(&d.check, &report, settings.output));
         if let Some(e) = cli::post(&d.check, &report, &settings).await {
             eprintln!("morningcheck: {e}");
+            undelivered = true;
         }
         reports.push(report);
     }
-    cli::exit_code(&reports, settings.fail_on)
+    // A digest that did not reach Slack is what a CronJob must not swallow: it has no
+    // other way to tell (no status, no metrics).
+    if undelivered { exit::NOT_DELIVERED } else { cli::exit_code(&reports, settings.fail_on) }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -259,6 +259,18 @@ async fn dry_run_never_posts() {
     assert_eq!(hits.load(Ordering::SeqCst), 1, "without --dry-run the digest is posted once");
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(!logs.contains("secret"), "the webhook URL never reaches the logs: {logs}");
+
+    // A digest that is not delivered is an exit code of its own, whatever was found: a
+    // CronJob has nothing else to tell it.
+    let (refusing, refused) = common::counting_listener(
+        "/services/T0/B0/secret",
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\nConnection: close\r\n\r\nno_service",
+    );
+    let out = cmd(dir.path()).env("SLACK_WEBHOOK_URL", &refusing).args(["run", "-f"]).arg(&file).output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{logs}");
+    assert_eq!(refused.load(Ordering::SeqCst), 1);
+    assert!(logs.contains("no_service") && !logs.contains("secret"), "{logs}");
 }
 
 #[tokio::test]

@@ -193,9 +193,9 @@ fn cases(ns: &str) -> Vec<(&'static str, Value, String)> {
             "spec.targets.kubernetes: Too many: 101: must have at most 100 items".into(),
         ),
         (
-            "namespace that is not a DNS label",
+            "namespace that is neither a name nor a glob of one",
             k("namespaces", json!({"include": ["Prod_1"]})),
-            "spec.targets.kubernetes[0].namespaces.include[0]: Invalid value: \"Prod_1\": spec.targets.kubernetes[0].namespaces.include[0] in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'".into(),
+            "spec.targets.kubernetes[0].namespaces.include[0]: Invalid value: \"Prod_1\": spec.targets.kubernetes[0].namespaces.include[0] in body should match '^[a-z0-9*?]([-a-z0-9*?]*[a-z0-9*?])?$'".into(),
         ),
         (
             "region that is not a region",

@@ -29,6 +29,9 @@ pub mod exit {
     pub const DATA: u8 = 65;
     /// A manifest file could not be read.
     pub const NO_INPUT: u8 = 66;
+    /// The digest was not delivered: Slack refused it, it could not be sent (a missing
+    /// Secret, a refused URL), or it was sent without an answer.
+    pub const NOT_DELIVERED: u8 = 75;
     /// The config file is invalid.
     pub const CONFIG: u8 = 78;
 }
@@ -48,13 +51,15 @@ pub enum FailOn {
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
+  morningcheck run -f examples/morningcheck.yaml --dry-run     # check and print; post nothing to Slack
   morningcheck run -f examples/morningcheck.yaml
   morningcheck run -f check.yaml --context prod-us-east-1 --context prod-eu-west-1 -o json > report.json
   morningcheck run -f check.yaml --region us-east-1 --region eu-west-1 --fail-on critical
   morningcheck run -f check.yaml --output slack --dry-run      # print the Slack payload, post nothing
 
 Exit codes: 0 healthy, 1 findings at or above --fail-on, 2 a target failed,
-64 usage error, 65 invalid manifest, 66 unreadable file, 78 invalid config file.")]
+64 usage error, 65 invalid manifest, 66 unreadable file, 75 the Slack digest was not
+delivered (refused, not sendable, or no answer after sending), 78 invalid config file.")]
 pub struct RunArgs {
     /// MorningCheck manifest (YAML or JSON; every document of a multi-document file runs). `-` reads stdin.
     #[arg(short = 'f', long = "file", required = true)]

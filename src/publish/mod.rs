@@ -5,7 +5,7 @@ pub mod text;
 
 use std::collections::BTreeMap;
 
-use crate::api::{Finding, RunReport, RunResult, TargetReport};
+use crate::api::{Finding, FindingRef, RunReport, RunResult, TargetReport};
 
 /// Our own bookkeeping among a target's facts (list requests, API pages): kept in the
 /// JSON report and the metrics, never shown to a person.
@@ -21,6 +21,26 @@ pub fn entries(t: &TargetReport) -> Vec<&[Finding]> {
         crate::evaluate::subject(t.area, &a.object) == crate::evaluate::subject(t.area, &b.object)
     };
     t.findings.chunk_by(same).collect()
+}
+
+/// Findings of the diff grouped as entries too: one per target and subject, the most
+/// severe first.
+pub fn ref_entries<'a>(report: &RunReport, refs: &'a [FindingRef]) -> Vec<Vec<&'a FindingRef>> {
+    let area = |target: &str| report.targets.iter().find(|t| t.name == target).map(|t| t.area);
+    let mut sorted: Vec<&FindingRef> = refs.iter().collect();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let mut entries: Vec<(String, String, Vec<&FindingRef>)> = Vec::new();
+    for f in sorted {
+        let subject = match area(&f.target) {
+            Some(a) => crate::evaluate::subject(a, &f.object).into_owned(),
+            None => f.object.clone(),
+        };
+        match entries.iter_mut().find(|(t, s, _)| *t == f.target && *s == subject) {
+            Some((_, _, e)) => e.push(f),
+            None => entries.push((f.target.clone(), subject, vec![f])),
+        }
+    }
+    entries.into_iter().map(|(_, _, e)| e).collect()
 }
 
 /// Targets that have findings or could not be checked, and the healthy rest: the

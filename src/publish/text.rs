@@ -92,9 +92,12 @@ fn new_since(out: &mut String, report: &RunReport, style: Style) {
         let _ = write!(out, ", {} unknown (target unchecked)", d.unknown_total);
     }
     out.push('\n');
-    for f in &d.new {
+    for entry in super::ref_entries(report, &d.new) {
+        let f = entry[0];
         let (check, object, target) = (safe(&f.check), safe(&f.object), safe(&f.target));
-        let _ = writeln!(out, "  {} {check:<26} {object}  on {target}", style.severity(f.severity));
+        let also: Vec<String> = entry[1..].iter().map(|f| safe(&f.check)).collect();
+        let also = if also.is_empty() { String::new() } else { format!(", also {}", also.join(", ")) };
+        let _ = writeln!(out, "  {} {check:<26} {object}  on {target}{also}", style.severity(f.severity));
     }
     let shown = d.new.len() as u64;
     if d.new_total > shown {

@@ -239,16 +239,25 @@ impl<'a> Layout<'a> {
         let mut text = Text::new(DIFF_COST);
         text.push_line(&diff_headline(diff));
         let resolved_reserve = if diff.resolved_total > 0 { DIFF_COST / 3 } else { 0 };
+        let entries = |refs: &'a [crate::api::FindingRef], resolved: bool| {
+            crate::publish::ref_entries(self.report, refs)
+                .into_iter()
+                .map(move |e| (diff_entry(&e, resolved), e.len() as u64))
+        };
         if diff.new_total > 0 {
             text.push_line("*New*");
-            let lines = by_severity(&diff.new).into_iter().map(|f| diff_line(f, false));
-            text.push_list(lines, diff.new_total, |n| format!("…and {n} more new"), resolved_reserve);
+            text.push_weighted(
+                entries(&diff.new, false),
+                diff.new_total,
+                |n| format!("…and {n} more new"),
+                resolved_reserve,
+            );
         }
         if diff.resolved_total > 0 {
             text.push_line("*Resolved*");
-            let lines = by_severity(&diff.resolved).into_iter().map(|f| diff_line(f, true));
             let reserve = if longest(diff).is_empty() { 0 } else { DIFF_COST / 4 };
-            text.push_list(lines, diff.resolved_total, |n| format!("…and {n} more resolved"), reserve);
+            let lines = entries(&diff.resolved, true);
+            text.push_weighted(lines, diff.resolved_total, |n| format!("…and {n} more resolved"), reserve);
         }
         let longest = longest(diff);
         if !longest.is_empty() {

@@ -1,7 +1,5 @@
 //! One line or phrase of the message: titles, counts, finding and diff lines, times.
 
-use std::cmp::Reverse;
-
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
@@ -132,30 +130,6 @@ pub(super) fn longest(diff: &RunDiff) -> Vec<&FindingRef> {
     l
 }
 
-/// Anything with a severity, to list the most severe first.
-pub(super) trait Severe {
-    fn severity(&self) -> Severity;
-}
-
-impl Severe for Finding {
-    fn severity(&self) -> Severity {
-        self.severity
-    }
-}
-
-impl Severe for FindingRef {
-    fn severity(&self) -> Severity {
-        self.severity
-    }
-}
-
-/// Most severe first, keeping the given order among equals.
-pub(super) fn by_severity<T: Severe>(items: &[T]) -> Vec<&T> {
-    let mut v: Vec<&T> = items.iter().collect();
-    v.sort_by_key(|f| Reverse(f.severity()));
-    v
-}
-
 /// "• :red_circle: *CrashLoopBackOff* `prod/web` on prod".
 pub(super) fn diff_line(f: &FindingRef, resolved: bool) -> String {
     let emoji = if resolved { ":white_check_mark:" } else { severity_emoji(f.severity) };
@@ -165,6 +139,17 @@ pub(super) fn diff_line(f: &FindingRef, resolved: bool) -> String {
         code(&f.object, OBJECT_COST),
         plain(&f.target, NAME_COST)
     )
+}
+
+/// A diff entry: its first finding's line, and the checks of the same object after
+/// "also": "• :red_circle: *CrashLoopBackOff* `prod/web/app` on prod · _also_ *HighRestarts*".
+pub(super) fn diff_entry(entry: &[&FindingRef], resolved: bool) -> String {
+    let mut line = diff_line(entry[0], resolved);
+    for (i, f) in entry.iter().enumerate().skip(1) {
+        line.push_str(if i == 1 { " · _also_ " } else { " · " });
+        line.push_str(&format!("*{}*", plain(&f.check, CHECK_COST)));
+    }
+    line
 }
 
 /// "• :red_circle: *CrashLoopBackOff* `prod/web` — back-off restarting".
