@@ -77,7 +77,12 @@ pub fn validate(spec: &MorningCheckSpec, namespace: &str) -> Result<Schedule, In
     };
     targets(&mut c, spec, namespace);
     if let Some(slack) = &spec.slack {
-        c.secret("spec.slack.webhookSecretRef", &slack.webhook_secret_ref, namespace);
+        if let Some(hook) = &slack.webhook_secret_ref {
+            c.secret("spec.slack.webhookSecretRef", hook, namespace);
+        }
+        if let Some(app) = &slack.app {
+            c.secret("spec.slack.app.tokenSecretRef", &app.token_secret_ref, namespace);
+        }
     }
     match (schedule, c.problems.is_empty()) {
         (Some(s), true) => Ok(s),

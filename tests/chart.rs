@@ -1232,7 +1232,7 @@ fn deploy_cronjob_is_the_cronjob_alone() {
     let ns = check.metadata.namespace.clone().unwrap();
     assert_eq!(ns, "morningcheck");
     morningcheck::validate::validate(&check.spec, &ns).unwrap_or_else(|e| panic!("{:?}", e.problems));
-    assert_eq!(check.spec.slack.as_ref().unwrap().webhook_secret_ref.name, "slack-webhook");
+    assert_eq!(check.spec.slack.as_ref().unwrap().webhook_secret_ref.as_ref().unwrap().name, "slack-webhook");
     assert_eq!(check.spec.targets.prometheus.len(), 1);
 }
 

@@ -89,6 +89,20 @@ fn cases(ns: &str) -> Vec<(&'static str, Value, String)> {
             "spec.targets.prometheus[0].auth: Invalid value: set exactly one authentication method: bearerTokenSecretRef or basic".into(),
         ),
         (
+            "slack with both a webhook and an app",
+            with(
+                b(),
+                "slack",
+                json!({"webhookSecretRef": secret("hook"), "app": {"tokenSecretRef": secret("bot"), "channel": "#ops"}}),
+            ),
+            "spec.slack: Invalid value: set exactly one of webhookSecretRef (an incoming webhook) and app (a Slack app's bot token and channel)".into(),
+        ),
+        (
+            "slack with neither a webhook nor an app",
+            with(b(), "slack", json!({"notify": "Always"})),
+            "spec.slack: Invalid value: set exactly one of webhookSecretRef (an incoming webhook) and app (a Slack app's bot token and channel)".into(),
+        ),
+        (
             "auth without a method",
             with(b(), "targets/prometheus", prom(json!({"auth": {}}))),
             "spec.targets.prometheus[0].auth: Invalid value: set exactly one authentication method: bearerTokenSecretRef or basic".into(),
@@ -316,7 +330,15 @@ async fn the_apiserver_and_morningcheck_run_refuse_the_same_manifests_with_the_s
 #[tokio::test]
 async fn kubectl_explain_documents_every_field() {
     install_crd(&admin().await).await;
-    let tree = kubectl(&["explain", "morningchecks", "--recursive"]);
+    // The apiserver publishes a new CRD's OpenAPI a moment after it is Established.
+    let mut tree = kubectl(&["explain", "morningchecks", "--recursive"]);
+    for _ in 0..30 {
+        if tree.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        tree = kubectl(&["explain", "morningchecks", "--recursive"]);
+    }
     assert!(tree.status.success(), "{}", text(&tree));
     let listing = String::from_utf8_lossy(&tree.stdout).to_string();
     let mut paths = Vec::new();

@@ -257,12 +257,32 @@ async fn secrets_never_reach_logs_status_or_events_at_trace_level() {
         "prometheus": [{"name": "prom", "url": var("MC_PROMETHEUS_AUTH_URL"),
             "auth": {"basic": {"username": var("MC_PROMETHEUS_AUTH_USER"), "passwordSecretRef": {"name": "prom", "key": "password"}}}}]},
         "slack": {"webhookSecretRef": {"name": "hook", "key": "url"}}});
+    // The same as a Slack app, whose thread's second reply is refused.
+    let bot_token = "xoxb-4444444444-5555555555-b0tSECRETtokenpart";
+    let stand_in = common::slack_api::SlackApi::start(bot_token);
+    stand_in.fail_with(Some("not_in_channel"), 2);
+    secret(&client, &ns.name, "bot", json!({"token": bot_token})).await;
+    let mut app_spec = spec.clone();
+    app_spec["slack"] = json!({"app": {"tokenSecretRef": {"name": "bot", "key": "token"},
+        "channel": common::slack_api::CHANNEL_ID, "apiUrl": stand_in.url}});
     let api = create(&client, &ns.name, "mc", spec).await;
+    let app_api = create(&client, &ns.name, "app", app_spec).await;
     run_now(&api, "mc", "trace").await;
+    run_now(&app_api, "app", "trace").await;
 
     let controller = common::ControllerProcess::start(&ns.name, &[], "trace");
     let st = finished(&api, "mc", "trace", 90).await;
+    let app_st = finished(&app_api, "app", "trace", 90).await;
+    eventually(60, "the app's thread is settled", || async {
+        let n = app_api.get("app").await.ok()?.status?.notification?;
+        (n.outcome != NotificationOutcome::Sending).then_some(())
+    })
+    .await;
+    assert!(!stand_in.summaries().is_empty(), "the app posted: {:?}", app_st.notification);
     let logs = controller.stop();
+    let app_status = serde_json::to_string(&app_api.get("app").await.unwrap().status).unwrap();
+    assert!(!app_status.contains("b0tSECRET"), "the bot token in the status");
+    assert!(!logs.contains("b0tSECRET"), "the bot token in the logs");
     assert!(logs.lines().count() > 50, "trace logging is on");
     let status = serde_json::to_string(&st).unwrap();
     let events: Api<KubeEvent> = Api::namespaced(client.clone(), &ns.name);
@@ -273,6 +293,7 @@ async fn secrets_never_reach_logs_status_or_events_at_trace_level() {
         ("Prometheus password", password.as_str()),
         ("webhook URL path", webhook_secret_part),
         ("kubeconfig CA data", &ca[..40]),
+        ("Slack bot token", bot_token),
     ] {
         assert!(!logs.contains(secret), "{what} in the logs");
         assert!(!status.contains(secret), "{what} in the status");

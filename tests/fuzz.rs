@@ -185,6 +185,8 @@ fn status() -> impl Strategy<Value = MorningCheckStatus> {
                     outcome: morningcheck::api::NotificationOutcome::Failed,
                     message: Some(m),
                     time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t),
+                    slack_message: None,
+                    thread: None,
                 }),
                 last_run: Some(run),
                 ..Default::default()

@@ -959,6 +959,39 @@ fn five_hundred_targets_stay_within_every_limit() {
         assert!(text.contains(" more new") && text.contains(" more resolved"), "the diff is summarised");
         assert!(text.contains("more failed targets"), "failed targets are summarised");
     }
+
+    // App mode: the summary and every reply of its thread inside the same limits; the
+    // thread holds at most MAX_REPLIES replies, the summary counts the rest.
+    let thread = slack::render_thread(&r, &d);
+    assert_valid(&thread.summary, &MENTIONS);
+    assert!(all_text(&thread.summary).contains("more targets: `kubectl get mc"), "the summary counts the rest");
+    assert_eq!(thread.replies.len(), slack::MAX_REPLIES);
+    for reply in &thread.replies {
+        assert_valid(reply, &[]);
+    }
+}
+
+/// 10,000 findings in one target as an app: one summary, one reply within Slack's
+/// limits that says how many it leaves out.
+#[test]
+fn ten_thousand_findings_in_a_thread() {
+    let mut findings: Vec<Finding> = (0..10_000)
+        .map(|i| finding(Severity::Critical, "CrashLoopBackOff", &format!("prod/web-{i:05}"), "back-off restarting"))
+        .collect();
+    findings.truncate(200);
+    let mut t = target("prod-eu", Area::Kubernetes, findings);
+    t.counts = Default::default();
+    t.counts.add(Severity::Critical, 10_000);
+    let r = report(vec![t], RunDiff::default());
+    let d = Digest { namespace: "ops", name: "prod-morning", time_zone: None, mentions: &[], origin: Origin::Cluster };
+    let thread = slack::render_thread(&r, &d);
+    assert_valid(&thread.summary, &[]);
+    assert_eq!(thread.replies.len(), 1);
+    assert_valid(&thread.replies[0], &[]);
+    let reply = section_texts(&thread.replies[0]).join("\n");
+    let shown = reply.lines().filter(|l| l.starts_with("• ")).count();
+    assert!(shown > 5, "the thread shows more than the digest's five examples: {shown}");
+    assert!(reply.contains(&format!("…and {} more", 10_000 - shown)), "{reply}");
 }
 
 #[test]

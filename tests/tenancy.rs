@@ -15,7 +15,6 @@ use common::chart::{
     service_account_files, slack_receiver, text, token, web_identity,
 };
 use common::{TestNamespace, admin, eventually};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use kube::api::PostParams;
 use kube::{Api, Client};
@@ -36,26 +35,6 @@ fn internal_service() -> &'static str {
         )
         .into_boxed_str(),
     )
-}
-
-/// A pod that kwok drives into CrashLoopBackOff.
-async fn crashing_pod(client: &Client, ns: &str, name: &str) {
-    common::create_object::<Pod>(
-        client,
-        ns,
-        json!({"metadata": {"name": name, "labels": {"morningcheck.test/state": "crashloop"}},
-               "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]}}),
-    )
-    .await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    eventually(60, &format!("{ns}/{name} in CrashLoopBackOff"), || {
-        let pods = pods.clone();
-        async move {
-            let status = serde_json::to_value(pods.get(name).await.ok()?.status?).ok()?;
-            (status["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff").then_some(())
-        }
-    })
-    .await;
 }
 
 /// A controller, in-cluster as the chart's ServiceAccount with the chart's config,
@@ -185,8 +164,8 @@ async fn a_tenant_gets_its_own_namespace_and_nothing_of_the_operator() {
         let out = kubectl(&args);
         assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
     }
-    crashing_pod(&client, t, "mine-crashing").await;
-    crashing_pod(&client, o, PRIVATE_POD).await;
+    common::crashing_pod(&client, t, "mine-crashing").await;
+    common::crashing_pod(&client, o, PRIVATE_POD).await;
 
     // AWS answers at a listener that counts connections: none may be made.
     let (aws_url, aws_connections) =

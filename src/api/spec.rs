@@ -7,7 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DNS_LABEL, DNS_SUBDOMAIN, HTTP_URL, MorningCheckStatus, NAMESPACE_GLOB, PrometheusTarget, TARGET_NAME, default_true,
+    DNS_LABEL, DNS_SUBDOMAIN, HTTP_URL, MorningCheckStatus, NAMESPACE_GLOB, PRINTABLE_NAME, PrometheusTarget,
+    TARGET_NAME, default_true,
 };
 
 /// A morning check: the clusters, Prometheus endpoints and AWS accounts to inspect on a
@@ -461,13 +462,23 @@ impl Criticality {
     }
 }
 
-/// Slack delivery.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+/// Slack delivery: an incoming webhook (one message per run) or a Slack app (a summary
+/// in the channel, the details in its thread); exactly one of the two.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(validation = kube::core::Rule::new("has(self.webhookSecretRef) != has(self.app)")
+    .message("set exactly one of webhookSecretRef (an incoming webhook) and app (a Slack app's bot token and channel)")
+    .reason(kube::core::Reason::FieldValueInvalid))]
 #[serde(rename_all = "camelCase")]
 pub struct SlackSpec {
     /// Secret key holding the incoming-webhook URL (https only), in the MorningCheck's
-    /// namespace. Never logged. Required.
-    pub webhook_secret_ref: SecretKeyRef,
+    /// namespace. Never logged. Either this or `app`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_ref: Option<SecretKeyRef>,
+    /// A Slack app posts the summary with `chat.postMessage` and the details in its
+    /// thread, and edits them in place when a run is retried. Either this or
+    /// `webhookSecretRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<SlackApp>,
     /// When to post: Always (every run), OnFindings (unless the result is Healthy) or
     /// OnChange (only when the set of findings differs from the previous run's).
     /// Default: Always.
@@ -478,6 +489,25 @@ pub struct SlackSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10), inner(length(min = 1, max = 128)))]
     pub mention_on_critical: Vec<String>,
+}
+
+/// A Slack app: its bot token and the channel it posts to.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlackApp {
+    /// Secret key holding the app's bot token (`xoxb-…`, scope `chat:write`), in the
+    /// MorningCheck's namespace. Never logged. Required.
+    pub token_secret_ref: SecretKeyRef,
+    /// The channel: its ID (`C0123ABCDEF`) or name (`#ops-morning`). The app must be a
+    /// member (`/invite @app`). Required.
+    #[schemars(length(min = 1, max = 80), regex(pattern = PRINTABLE_NAME))]
+    pub channel: String,
+    /// Base URL of Slack's Web API (GovSlack, an enterprise proxy), subject to the
+    /// operator's outbound policy. Default: `https://slack.com/api/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = HTTP_URL))]
+    #[x_kube(validation = super::no_userinfo())]
+    pub api_url: Option<String>,
 }
 
 /// When a run posts to Slack: Always, OnFindings or OnChange.

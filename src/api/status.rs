@@ -181,6 +181,35 @@ pub struct NotificationStatus {
     pub message: Option<String>,
     /// When the delivery ended.
     pub time: Time,
+    /// App mode: the summary message, once Slack answered with it; a retried attempt of
+    /// the run edits it in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_message: Option<SlackMessageRef>,
+    /// App mode: the replies in the summary's thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadStatus>,
+}
+
+/// A message Slack posted: its channel ID and timestamp.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct SlackMessageRef {
+    /// The channel's ID, as Slack answered it.
+    pub channel: String,
+    /// The message's timestamp, its ID within the channel.
+    pub ts: String,
+}
+
+/// The replies of a summary's thread: how many of how many were delivered, and their
+/// timestamps (at most 50), to replace them when the run is retried.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct ThreadStatus {
+    /// Replies Slack accepted.
+    pub delivered: u32,
+    /// Replies the run had to post: one per target with findings, at most 50.
+    pub total: u32,
+    /// The accepted replies' timestamps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<String>,
 }
 
 /// What became of a run's digest.

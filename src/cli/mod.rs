@@ -313,12 +313,16 @@ async fn post_inner(check: &MorningCheck, report: &RunReport, s: &Settings) -> O
     if s.dry_run {
         return None;
     }
-    let url = match (&s.slack_webhook_url, &check.spec.slack) {
+    let spec = check.spec.slack.as_ref();
+    if let (None, Some(app)) = (&s.slack_webhook_url, spec.and_then(|s| s.app.as_ref())) {
+        return post_app(check, report, app).await;
+    }
+    let url = match (&s.slack_webhook_url, spec.and_then(|s| s.webhook_secret_ref.as_ref())) {
         (Some(u), _) => {
             crate::redact::remember(u);
             u.clone()
         }
-        (None, Some(spec)) => match secret_source(check).await.get_string(&spec.webhook_secret_ref).await {
+        (None, Some(hook)) => match secret_source(check).await.get_string(hook).await {
             Ok(u) => u,
             Err(e) => return Some(format!("slack: webhook URL: {}", e.message)),
         },
@@ -335,19 +339,56 @@ async fn post_inner(check: &MorningCheck, report: &RunReport, s: &Settings) -> O
     }
 }
 
+/// Posts as a Slack app: the summary, then its thread.
+async fn post_app(check: &MorningCheck, report: &RunReport, app: &crate::api::SlackApp) -> Option<String> {
+    let token = match secret_source(check).await.get_string(&app.token_secret_ref).await {
+        Ok(t) => t,
+        Err(e) => return Some(format!("slack: bot token: {}", e.message)),
+    };
+    let client = match slack::App::new(app.api_url.as_deref(), &token, &app.channel) {
+        Ok(c) => c,
+        Err(e) => return Some(format!("slack: {e}")),
+    };
+    let messages = thread(check, report);
+    let http = slack::http_client();
+    let deadline = Instant::now() + Duration::from_secs(60) + slack::PACE * messages.replies.len() as u32;
+    let at = match client.summary(&http, &messages.summary, None, deadline).await {
+        Ok(at) => at,
+        Err(f) => return Some(format!("slack: {:?}: {}", f.outcome, f.message)),
+    };
+    match client.thread(&http, &at, &messages.replies, &[], deadline).await {
+        (_, None) => None,
+        (t, Some(f)) => Some(format!("slack: thread cut short, {} of {} replies: {}", t.delivered, t.total, f.message)),
+    }
+}
+
 /// What goes to stdout for one report.
 pub fn render(check: &MorningCheck, report: &RunReport, output: Output) -> String {
     let name = format!("{}/{}", check.namespace().unwrap_or_else(|| "default".into()), check.name_any());
     match output {
         Output::Text => crate::redact::scrub(&text::render(&name, report, text::Style::detect())),
         Output::Json => pretty_scrubbed(serde_json::to_value(report).expect("a report always serializes")),
+        Output::Slack if check.spec.slack.as_ref().is_some_and(|s| s.app.is_some()) => {
+            let t = thread(check, report);
+            pretty_scrubbed(serde_json::json!({"summary": t.summary, "thread": t.replies}))
+        }
         Output::Slack => pretty_scrubbed(digest(check, report)),
     }
 }
 
-/// The Slack digest of a run from a file: it points to the JSON report, as no
-/// MorningCheck object exists to `kubectl get`.
+/// App mode's messages of a run from a file.
+fn thread(check: &MorningCheck, report: &RunReport) -> slack::Thread {
+    with_digest(check, |d| slack::render_thread(report, d))
+}
+
+/// The Slack digest of a run from a file.
 fn digest(check: &MorningCheck, report: &RunReport) -> serde_json::Value {
+    with_digest(check, |d| slack::render(report, d))
+}
+
+/// What a digest of a run from a file needs: it points to the JSON report, as no
+/// MorningCheck object exists to `kubectl get`.
+fn with_digest<T>(check: &MorningCheck, f: impl FnOnce(&slack::Digest) -> T) -> T {
     let ns = check.namespace().unwrap_or_else(|| "default".into());
     let name = check.name_any();
     let mentions = check.spec.slack.as_ref().map(|s| s.mention_on_critical.clone()).unwrap_or_default();
@@ -358,7 +399,7 @@ fn digest(check: &MorningCheck, report: &RunReport) -> serde_json::Value {
         mentions: &mentions,
         origin: slack::Origin::Local,
     };
-    slack::render(report, &digest)
+    f(&digest)
 }
 
 /// JSON for stdout, with every secret the run held scrubbed from its strings.

@@ -527,7 +527,11 @@ fn recover(
             }
         }
     }
-    if let Some(n) = st.notification.as_mut().filter(|n| n.outcome == NotificationOutcome::Sending) {
+    // A Slack app's summary on record for the run retried is edited by the retry, not lost.
+    let resumed = |n: &NotificationStatus| {
+        n.slack_message.is_some() && retry.as_ref().is_some_and(|a: &ActiveRun| a.run_id == n.run_id)
+    };
+    if let Some(n) = st.notification.as_mut().filter(|n| n.outcome == NotificationOutcome::Sending && !resumed(n)) {
         let msg =
             "the controller stopped while posting to Slack; the post is not repeated, to avoid a duplicate".to_string();
         *n = NotificationStatus {
@@ -535,6 +539,8 @@ fn recover(
             outcome: NotificationOutcome::Unknown,
             message: Some(msg.clone()),
             time: Time(now),
+            slack_message: n.slack_message.take(),
+            thread: n.thread.take(),
         };
         set_condition(&mut st.conditions, NOTIFIED, false, "DeliveryUnknown", msg, now, mc.metadata.generation);
     }

@@ -16,7 +16,7 @@ use super::write::{Guard, apply_status};
 use super::{Context, Result, Series};
 use crate::api::{
     ActiveRun, MorningCheck, MorningCheckStatus, NotificationOutcome as Outcome, NotificationStatus, RunReport,
-    RunResult, SlackSpec,
+    RunResult, SecretKeyRef, SlackApp, SlackMessageRef, SlackSpec, ThreadStatus,
 };
 use crate::collect::{LocalCluster, RunContext, SecretSource, collect_all};
 use crate::evaluate::{RunMeta, Snoozes, build_report};
@@ -106,8 +106,16 @@ async fn run_inner(
         }
     };
     let post = plan_notification(mc, &report, previous_digest.as_deref());
+    // What an earlier attempt of this run posted as an app: edited in place, not repeated.
+    let posted = st.notification.take().filter(|n| n.run_id == report.run_id && n.slack_message.is_some());
     match &post {
-        Post::Send(_) => st.notification = Some(notification(&report.run_id, Outcome::Sending, None, finished)),
+        Post::Send(_) => {
+            let mut sending = notification(&report.run_id, Outcome::Sending, None, finished);
+            if let Some(p) = &posted {
+                (sending.slack_message, sending.thread) = (p.slack_message.clone(), p.thread.clone());
+            }
+            st.notification = Some(sending);
+        }
         Post::Skip(why) => {
             st.notification = Some(notification(&report.run_id, Outcome::Skipped, Some(why.clone()), finished));
             set_condition(&mut st.conditions, NOTIFIED, true, "NotRequired", why, finished, mc.metadata.generation);
@@ -133,7 +141,18 @@ async fn run_inner(
     }
 
     if let Post::Send(spec) = post {
-        let outcome = notify(mc, ctx, &report, &rc, spec).await;
+        let mut written = written;
+        let outcome = match (&spec.webhook_secret_ref, &spec.app) {
+            (Some(hook), _) => notify(mc, ctx, &report, &rc, spec, hook).await,
+            (None, Some(app)) => {
+                let mut resume = AppResume { api, written: &mut written, st: &mut st, active: &active };
+                notify_app(mc, ctx, &report, &rc, spec, app, &mut resume).await?
+            }
+            (None, None) => {
+                let why = "spec.slack names neither webhookSecretRef nor app".to_string();
+                notification(&report.run_id, Outcome::Failed, Some(why), ctx.clock.now())
+            }
+        };
         let now = ctx.clock.now().max(finished);
         let (ok, reason) = match outcome.outcome {
             Outcome::Delivered => (true, "Delivered"),
@@ -175,7 +194,7 @@ pub(super) async fn failed(mc: &MorningCheck, ctx: &Context, key: Key, error: su
 }
 
 fn notification(run_id: &str, outcome: Outcome, message: Option<String>, at: Timestamp) -> NotificationStatus {
-    NotificationStatus { run_id: run_id.into(), outcome, message, time: Time(at) }
+    NotificationStatus { run_id: run_id.into(), outcome, message, time: Time(at), slack_message: None, thread: None }
 }
 
 /// Writes a finished run into the status: last run, history, conditions.
@@ -283,39 +302,114 @@ async fn notify(
     report: &RunReport,
     rc: &RunContext,
     spec: &SlackSpec,
+    hook: &SecretKeyRef,
 ) -> NotificationStatus {
     let failed = |message: String| {
         ctx.metrics.slack(Outcome::Failed.as_str());
         notification(&report.run_id, Outcome::Failed, Some(message), ctx.clock.now())
     };
-    let ns = rc.secrets.namespace();
-    let url = match rc.secrets.get_string(&spec.webhook_secret_ref).await {
+    let url = match rc.secrets.get_string(hook).await {
         Ok(u) => u,
         Err(e) => return failed(format!("webhook URL: {}", e.message)),
     };
     if let Err(e) = slack::check_webhook_url(&url) {
-        return failed(format!("webhook URL in Secret {}: {e}", spec.webhook_secret_ref.name));
+        return failed(format!("webhook URL in Secret {}: {e}", hook.name));
     }
-    if let Some(e) = webhook_policy(&url, rc).await {
+    if let Some(e) = webhook_policy(&url, rc, "Slack webhook").await {
         return failed(e);
     }
     let name = mc.name_any();
-    let digest = slack::Digest {
-        namespace: ns,
-        name: &name,
-        time_zone: mc.spec.time_zone.as_deref(),
-        mentions: &spec.mention_on_critical,
-        origin: slack::Origin::Cluster,
-    };
-    let payload = slack::render(report, &digest);
+    let payload = slack::render(report, &digest(mc, rc, spec, &name));
     let d = slack::deliver(&ctx.http, &url, &payload, Instant::now() + Duration::from_secs(60)).await;
     let outcome = Outcome::from(d.outcome);
     ctx.metrics.slack(outcome.as_str());
     notification(&report.run_id, outcome, d.message, ctx.clock.now())
 }
 
-/// The outbound policy on the webhook's host: a refusal's message, or `None` to post.
-async fn webhook_policy(url: &str, rc: &RunContext) -> Option<String> {
+fn digest<'a>(mc: &'a MorningCheck, rc: &'a RunContext, spec: &'a SlackSpec, name: &'a str) -> slack::Digest<'a> {
+    slack::Digest {
+        namespace: rc.secrets.namespace(),
+        name,
+        time_zone: mc.spec.time_zone.as_deref(),
+        mentions: &spec.mention_on_critical,
+        origin: slack::Origin::Cluster,
+    }
+}
+
+/// The status a Slack app's delivery writes between the summary and its thread.
+struct AppResume<'a> {
+    api: &'a Api<MorningCheck>,
+    written: &'a mut MorningCheck,
+    st: &'a mut MorningCheckStatus,
+    active: &'a ActiveRun,
+}
+
+/// Delivery as a Slack app: the summary (posted, or edited in place when an earlier
+/// attempt of this run posted it), recorded in the status with the run still active, so
+/// that a stop while the thread is posted runs the run again and edits rather than
+/// reposts; then the thread, replacing what an earlier attempt left of it.
+async fn notify_app(
+    mc: &MorningCheck,
+    ctx: &Context,
+    report: &RunReport,
+    rc: &RunContext,
+    spec: &SlackSpec,
+    app: &SlackApp,
+    resume: &mut AppResume<'_>,
+) -> Result<NotificationStatus> {
+    let done =
+        |outcome: Outcome, message: Option<String>, at: Option<SlackMessageRef>, thread: Option<ThreadStatus>| {
+            ctx.metrics.slack(outcome.as_str());
+            NotificationStatus {
+                slack_message: at,
+                thread,
+                ..notification(&report.run_id, outcome, message, ctx.clock.now())
+            }
+        };
+    let token = match rc.secrets.get_string(&app.token_secret_ref).await {
+        Ok(t) => t,
+        Err(e) => return Ok(done(Outcome::Failed, Some(format!("bot token: {}", e.message)), None, None)),
+    };
+    let client = match slack::App::new(app.api_url.as_deref(), &token, &app.channel) {
+        Ok(c) => c,
+        Err(e) => return Ok(done(Outcome::Failed, Some(format!("spec.slack.app: {e}")), None, None)),
+    };
+    if let Some(e) = webhook_policy(client.api.as_str(), rc, "Slack API").await {
+        return Ok(done(Outcome::Failed, Some(e), None, None));
+    }
+    let name = mc.name_any();
+    let messages = slack::render_thread(report, &digest(mc, rc, spec, &name));
+    let deadline = Instant::now() + Duration::from_secs(60) + slack::PACE * messages.replies.len() as u32;
+    let earlier = resume.st.notification.as_ref().and_then(|n| n.slack_message.clone());
+    let earlier_thread = resume.st.notification.as_ref().and_then(|n| n.thread.clone());
+    let at = match client.summary(&ctx.http, &messages.summary, earlier.as_ref(), deadline).await {
+        Ok(at) => at,
+        Err(f) => return Ok(done(Outcome::from(f.outcome), Some(f.message), earlier, earlier_thread)),
+    };
+    let old: Vec<String> = earlier_thread.map(|t| t.replies).unwrap_or_default();
+    resume.st.notification = Some(NotificationStatus {
+        slack_message: Some(at.clone()),
+        thread: Some(ThreadStatus { delivered: 0, total: messages.replies.len() as u32, replies: old.clone() }),
+        ..notification(&report.run_id, Outcome::Sending, None, ctx.clock.now())
+    });
+    resume.st.active_run = Some(resume.active.clone());
+    *resume.written = apply_status(resume.api, resume.written, resume.st, Guard::Fenced).await?;
+    resume.st.active_run = None;
+    let (thread, failure) = client.thread(&ctx.http, &at, &messages.replies, &old, deadline).await;
+    let Some(f) = failure else {
+        let msg =
+            format!("summary of run {} and {} replies in its thread posted to Slack", report.run_id, thread.delivered);
+        return Ok(done(Outcome::Delivered, Some(msg), Some(at), Some(thread)));
+    };
+    let note =
+        format!("The thread is incomplete: {} of {} replies delivered. {}", thread.delivered, thread.total, f.message);
+    // The summary says so; a failure to say it changes nothing of what is recorded.
+    let _ = client.summary(&ctx.http, &slack::with_note(&messages.summary, &note), Some(&at), deadline).await;
+    Ok(done(Outcome::from(f.outcome), Some(note), Some(at), Some(thread)))
+}
+
+/// The outbound policy on a Slack URL's host: a refusal's message, or `None` to post.
+async fn webhook_policy(url: &str, rc: &RunContext, what: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
-    crate::collect::outbound::check(&rc.grants, &parsed, "Slack webhook").await.err().map(|e| e.message)
+    crate::collect::outbound::check(&rc.grants, &parsed, what).await.err().map(|e| e.message)
 }

@@ -4,7 +4,7 @@
 //! binary in in-cluster mode.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -582,30 +582,7 @@ pub fn slack_receiver(name: &str) -> (String, Arc<Mutex<Vec<String>>>) {
     let store = posts.clone();
     std::thread::spawn(move || {
         for mut s in listener.incoming().flatten() {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 16384];
-            // Headers, then as much body as Content-Length says.
-            let body = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-                    .unwrap_or(0);
-                while buf.len() < end + 4 + len {
-                    let n = s.read(&mut chunk).unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                break Some(String::from_utf8_lossy(&buf[end + 4..]).to_string());
-            };
+            let body = super::slack_api::read_request(&mut s).map(|(_, b)| String::from_utf8_lossy(&b).to_string());
             if let Some(body) = body {
                 store.lock().unwrap().push(body);
             }

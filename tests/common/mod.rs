@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chart;
+pub mod slack_api;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -599,4 +600,24 @@ pub fn slack_models_accept(payload: &Value) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A pod that kwok drives into CrashLoopBackOff.
+pub async fn crashing_pod(client: &Client, ns: &str, name: &str) {
+    create_object::<k8s_openapi::api::core::v1::Pod>(
+        client,
+        ns,
+        json!({"metadata": {"name": name, "labels": {"morningcheck.test/state": "crashloop"}},
+               "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]}}),
+    )
+    .await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+    eventually(60, &format!("{ns}/{name} in CrashLoopBackOff"), || {
+        let pods = pods.clone();
+        async move {
+            let status = serde_json::to_value(pods.get(name).await.ok()?.status?).ok()?;
+            (status["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff").then_some(())
+        }
+    })
+    .await;
 }

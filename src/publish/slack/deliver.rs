@@ -143,7 +143,7 @@ fn classify(status: reqwest::StatusCode, retry_after: Option<Duration>, body: &s
     if status.is_success() {
         return Attempt::Done(());
     }
-    let message = format!("Slack answered HTTP {}: {}", status.as_u16(), body_excerpt(body));
+    let message = format!("Slack answered HTTP {}: {}", status.as_u16(), slack_code(body));
     match status.as_u16() {
         429 => Attempt::Retry(failure(Outcome::Failed, message), Some(retry_after.unwrap_or(Duration::from_secs(1)))),
         503 => Attempt::Retry(failure(Outcome::Failed, message), retry_after),
@@ -153,7 +153,7 @@ fn classify(status: reqwest::StatusCode, retry_after: Option<Duration>, body: &s
 
 /// Slack's error code (`no_service`, `invalid_blocks`, …) verbatim. Any other body is not
 /// quoted: a webhook URL may point at any service, and an error page may echo the URL.
-fn body_excerpt(body: &str) -> String {
+pub(super) fn slack_code(body: &str) -> String {
     let code = body.trim();
     let slack_like = (1..=64).contains(&code.len())
         && code.starts_with(|c: char| c.is_ascii_lowercase())

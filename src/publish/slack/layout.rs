@@ -9,6 +9,7 @@ use crate::api::{RunReport, RunResult, TargetReport};
 use crate::clip::{Limit, clip};
 use crate::publish::unchecked_suffix;
 
+use super::app::MAX_REPLIES;
 use super::lines::*;
 use super::mrkdwn::*;
 use super::{Digest, MAX_BLOCKS, MAX_FIELD_TEXT, MAX_FIELDS, MAX_HEADER_TEXT, MAX_PAYLOAD_CHARS, Origin};
@@ -26,6 +27,7 @@ pub(super) const DIFF_COST: usize = 1800;
 pub(super) const SNOOZE_COST: usize = 900;
 pub(super) const FAILED_COST: usize = 1600;
 pub(super) const HEALTHY_COST: usize = 700;
+pub(super) const TARGET_LINES_COST: usize = 2500;
 pub(super) const OVERFLOW_COST: usize = 400;
 pub(super) const CONTEXT_COST: usize = 700;
 pub(super) const SECTION_MIN_COST: usize = 450;
@@ -81,6 +83,44 @@ pub fn render(report: &RunReport, d: &Digest) -> Value {
     }
     msg.push(context);
     msg.into_value()
+}
+
+/// The messages of app mode: a one-screen summary for the channel and, for its thread,
+/// one reply per target with findings (at most [`MAX_REPLIES`]), each within Slack's
+/// limits.
+pub struct Thread {
+    pub summary: Value,
+    pub replies: Vec<Value>,
+}
+
+/// Renders app mode's summary and replies, in the digest's order: the verdict, what is
+/// new, what could not be checked, one line per target with findings, the healthy, snoozes.
+pub fn render_thread(report: &RunReport, d: &Digest) -> Thread {
+    let layout = Layout::new(report, d);
+    let with_findings: Vec<&TargetReport> = report.targets.iter().filter(|t| has_section(t)).collect();
+    let replies: Vec<Value> = with_findings.iter().take(MAX_REPLIES).map(|t| layout.reply(t)).collect();
+    let mut msg = Message { text: layout.fallback_text(), ..Message::default() };
+    msg.push(layout.header());
+    msg.push(layout.summary());
+    let blocks =
+        [layout.diff(), layout.failed(), layout.target_lines(&with_findings), layout.healthy(), layout.snoozed()];
+    for b in blocks.into_iter().flatten() {
+        msg.push(b);
+    }
+    msg.push(layout.context());
+    Thread { summary: msg.into_value(), replies }
+}
+
+/// The summary with a note before its context line, e.g. that its thread was cut short.
+pub fn with_note(summary: &Value, note: &str) -> Value {
+    let mut out = summary.clone();
+    let mut text = Text::new(OVERFLOW_COST);
+    text.push_line(&format!(":warning: {}", plain(note, OVERFLOW_COST - 20)));
+    if let Some(blocks) = out["blocks"].as_array_mut() {
+        let at = blocks.len().saturating_sub(1);
+        blocks.insert(at, section(&text.into_string()));
+    }
+    out
 }
 
 /// The blocks and fallback text of a message, with their serialized size.
@@ -327,6 +367,36 @@ impl<'a> Layout<'a> {
         Some(section(&text.into_string()))
     }
 
+    /// One line per target with findings, the worst first: its counts per check; the
+    /// findings themselves are in the thread.
+    fn target_lines(&self, targets: &[&TargetReport]) -> Option<Value> {
+        if targets.is_empty() {
+            return None;
+        }
+        let mut ranked = targets.to_vec();
+        ranked.sort_by_key(|t| (Reverse(target_rank(t)), Reverse(t.counts.critical), Reverse(t.counts.warning)));
+        let mut text = Text::new(TARGET_LINES_COST);
+        text.push_line(&format!("*Findings by target* ({} in the thread)", ranked.len().min(MAX_REPLIES)));
+        let lines = ranked.iter().map(|t| {
+            let (emoji, _) = result_label(t.result);
+            let mut line = format!("• {emoji} *{}* · {}", plain(&t.name, NAME_COST), counts_phrase(&t.counts));
+            if !t.checks.is_empty() {
+                line.push_str(" · ");
+                line.push_str(&plain(&crate::publish::checks_phrase(&t.checks, 3), CHECK_COST * 3));
+            }
+            line
+        });
+        text.push_list(lines, ranked.len() as u64, |n| format!("…and {n} more targets: `{}`", self.in_full), 0);
+        Some(section(&text.into_string()))
+    }
+
+    /// A reply of the thread: one target's section, with as many entries as fit.
+    fn reply(&self, t: &TargetReport) -> Value {
+        let section = self.target_section(t, SECTION_MAX_COST, usize::MAX);
+        let fallback = format!("{}: {}", plain(&t.name, NAME_COST), counts_phrase(&t.counts));
+        json!({"text": fallback, "blocks": [section]})
+    }
+
     /// The healthy targets on one line: "✅ 3 healthy: local · thanos · main/eu-west-1".
     fn healthy(&self) -> Option<Value> {
         let (_, healthy) = crate::publish::split_healthy(self.report);
@@ -365,7 +435,7 @@ impl<'a> Layout<'a> {
         let mut sections: Vec<(usize, Value)> = candidates[..shown]
             .iter()
             .zip(budgets)
-            .map(|((i, t), budget)| (*i, self.target_section(t, budget)))
+            .map(|((i, t), budget)| (*i, self.target_section(t, budget, EXAMPLES)))
             .collect();
         sections.sort_by_key(|(i, _)| *i);
         let hidden = candidates[shown..].iter().map(|(_, t)| *t).collect();
@@ -374,11 +444,12 @@ impl<'a> Layout<'a> {
 
     /// The size a target's section takes without pressure.
     fn section_need(&self, t: &TargetReport) -> usize {
-        block_cost(&self.target_section(t, SECTION_MAX_COST))
+        block_cost(&self.target_section(t, SECTION_MAX_COST, EXAMPLES))
     }
 
-    /// A target's section within `budget` serialized characters.
-    fn target_section(&self, t: &TargetReport, budget: usize) -> Value {
+    /// A target's section within `budget` serialized characters: at most `examples`
+    /// entries, or one per failing check when there are more checks.
+    fn target_section(&self, t: &TargetReport, budget: usize, examples: usize) -> Value {
         let cap = budget.saturating_sub(block_cost(&section(""))).min(SECTION_MAX_COST);
         let mut text = Text::new(cap);
         text.push_line(&target_title(t));
@@ -388,7 +459,7 @@ impl<'a> Layout<'a> {
         // One example of every failing check (the kept entries come round-robin across
         // checks), and a few more when there are few checks: the rest is counted.
         let checks: std::collections::HashSet<&str> = entries.iter().map(|e| e[0].check.as_str()).collect();
-        let shown = entries.len().min(checks.len().max(EXAMPLES));
+        let shown = entries.len().min(checks.len().max(examples));
         let lines = entries.into_iter().take(shown).map(|e| (entry_line(e), e.len() as u64));
         text.push_weighted(lines, total, |n| self.more(n), 0);
         section(&text.into_string())

@@ -1,4 +1,5 @@
-//! The Slack digest: one Block Kit message per run, and its delivery to an incoming webhook.
+//! The Slack digest: one Block Kit message per run delivered to an incoming webhook, or,
+//! as a Slack app, a summary in the channel with the details in its thread.
 //!
 //! [`render`] lays the message out inside Slack's limits whatever the input: every piece of
 //! user data is escaped for mrkdwn and cut to a budget counted in serialized JSON
@@ -9,13 +10,15 @@
 //! act on it (connection refused, 429, 503), never after a timeout once the request left.
 //! The webhook URL is a secret: it never appears in a message or a log.
 
+mod app;
 mod deliver;
 mod layout;
 mod lines;
 mod mrkdwn;
 
+pub use app::{App, DEFAULT_API_URL, Failure, MAX_REPLIES, PACE, advice};
 pub use deliver::{ATTEMPT_TIMEOUT, Delivery, Outcome, RETRY, deliver, http_client};
-pub use layout::render;
+pub use layout::{Thread, render, render_thread, with_note};
 
 use crate::api::{NotifyPolicy, RunReport, RunResult};
 use mrkdwn::plain;
