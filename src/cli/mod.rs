@@ -351,7 +351,7 @@ async fn post_app(check: &MorningCheck, report: &RunReport, app: &crate::api::Sl
     };
     let messages = thread(check, report);
     let http = slack::http_client();
-    let deadline = Instant::now() + Duration::from_secs(60) + slack::PACE * messages.replies.len() as u32;
+    let deadline = messages.deadline();
     let at = match client.summary(&http, &messages.summary, None, deadline).await {
         Ok(at) => at,
         Err(f) => return Some(format!("slack: {:?}: {}", f.outcome, f.message)),

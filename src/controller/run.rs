@@ -107,7 +107,7 @@ async fn run_inner(
     };
     let post = plan_notification(mc, &report, previous_digest.as_deref());
     // What an earlier attempt of this run posted as an app: edited in place, not repeated.
-    let posted = st.notification.take().filter(|n| n.run_id == report.run_id && n.slack_message.is_some());
+    let posted = st.notification.as_ref().filter(|n| n.run_id == report.run_id && n.slack_message.is_some()).cloned();
     match &post {
         Post::Send(_) => {
             let mut sending = notification(&report.run_id, Outcome::Sending, None, finished);
@@ -315,7 +315,7 @@ async fn notify(
     if let Err(e) = slack::check_webhook_url(&url) {
         return failed(format!("webhook URL in Secret {}: {e}", hook.name));
     }
-    if let Some(e) = webhook_policy(&url, rc, "Slack webhook").await {
+    if let Some(e) = outbound_policy(&url, rc, "Slack webhook").await {
         return failed(e);
     }
     let name = mc.name_any();
@@ -374,12 +374,12 @@ async fn notify_app(
         Ok(c) => c,
         Err(e) => return Ok(done(Outcome::Failed, Some(format!("spec.slack.app: {e}")), None, None)),
     };
-    if let Some(e) = webhook_policy(client.api.as_str(), rc, "Slack API").await {
+    if let Some(e) = outbound_policy(client.api.as_str(), rc, "Slack API").await {
         return Ok(done(Outcome::Failed, Some(e), None, None));
     }
     let name = mc.name_any();
     let messages = slack::render_thread(report, &digest(mc, rc, spec, &name));
-    let deadline = Instant::now() + Duration::from_secs(60) + slack::PACE * messages.replies.len() as u32;
+    let deadline = messages.deadline();
     let earlier = resume.st.notification.as_ref().and_then(|n| n.slack_message.clone());
     let earlier_thread = resume.st.notification.as_ref().and_then(|n| n.thread.clone());
     let at = match client.summary(&ctx.http, &messages.summary, earlier.as_ref(), deadline).await {
@@ -409,7 +409,7 @@ async fn notify_app(
 }
 
 /// The outbound policy on a Slack URL's host: a refusal's message, or `None` to post.
-async fn webhook_policy(url: &str, rc: &RunContext, what: &str) -> Option<String> {
+async fn outbound_policy(url: &str, rc: &RunContext, what: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
     crate::collect::outbound::check(&rc.grants, &parsed, what).await.err().map(|e| e.message)
 }

@@ -43,10 +43,15 @@ pub fn ref_entries<'a>(report: &RunReport, refs: &'a [FindingRef]) -> Vec<Vec<&'
     entries.into_iter().map(|(_, _, e)| e).collect()
 }
 
+/// Whether a target has findings to show: any that are not snoozed.
+pub fn has_findings(t: &TargetReport) -> bool {
+    t.counts.total > t.counts.snoozed || !t.findings.is_empty()
+}
+
 /// Targets that have findings or could not be checked, and the healthy rest: the
 /// healthy take one line in every output.
 pub fn split_healthy(report: &RunReport) -> (Vec<&TargetReport>, Vec<&TargetReport>) {
-    report.targets.iter().partition(|t| t.counts.total > 0 || !t.errors.is_empty())
+    report.targets.iter().partition(|t| has_findings(t) || !t.errors.is_empty())
 }
 
 /// The checks of a target by how many findings each has, most first, e.g.

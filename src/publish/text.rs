@@ -68,7 +68,7 @@ pub fn render(name: &str, report: &RunReport, style: Style) -> String {
     unchecked(&mut out, report, style);
     snoozed(&mut out, report);
     let (mut with_findings, healthy) = super::split_healthy(report);
-    with_findings.retain(|t| t.counts.total > 0);
+    with_findings.retain(|t| super::has_findings(t));
     with_findings.sort_by_key(|t| (t.area, std::cmp::Reverse(crate::evaluate::rank(t.result))));
     for t in with_findings {
         out.push('\n');

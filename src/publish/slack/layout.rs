@@ -93,11 +93,18 @@ pub struct Thread {
     pub replies: Vec<Value>,
 }
 
+impl Thread {
+    /// When posting these messages must be done: a minute, and the pace of the replies.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + std::time::Duration::from_secs(60) + super::app::PACE * self.replies.len() as u32
+    }
+}
+
 /// Renders app mode's summary and replies, in the digest's order: the verdict, what is
 /// new, what could not be checked, one line per target with findings, the healthy, snoozes.
 pub fn render_thread(report: &RunReport, d: &Digest) -> Thread {
     let layout = Layout::new(report, d);
-    let with_findings: Vec<&TargetReport> = report.targets.iter().filter(|t| has_section(t)).collect();
+    let with_findings: Vec<&TargetReport> = report.targets.iter().filter(|t| crate::publish::has_findings(t)).collect();
     let replies: Vec<Value> = with_findings.iter().take(MAX_REPLIES).map(|t| layout.reply(t)).collect();
     let mut msg = Message { text: layout.fallback_text(), ..Message::default() };
     msg.push(layout.header());
@@ -425,7 +432,7 @@ impl<'a> Layout<'a> {
     /// order; the most severe targets are kept first. Also returns the targets left out.
     fn targets(&self, slots: usize, left: usize) -> (Vec<Value>, Vec<&'a TargetReport>) {
         let mut candidates: Vec<(usize, &TargetReport)> =
-            self.report.targets.iter().enumerate().filter(|(_, t)| has_section(t)).collect();
+            self.report.targets.iter().enumerate().filter(|(_, t)| crate::publish::has_findings(t)).collect();
         candidates
             .sort_by_key(|(i, t)| (Reverse(target_rank(t)), Reverse(t.counts.critical), Reverse(t.counts.warning), *i));
         let shown = candidates.len().min(slots).min(left / (SECTION_MIN_COST + 1));

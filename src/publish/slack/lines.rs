@@ -16,12 +16,6 @@ pub(super) fn block_cost(block: &Value) -> usize {
     serde_json::to_string(block).map_or(usize::MAX / 4, |s| s.chars().count())
 }
 
-/// A target gets a section when it has findings that are not snoozed; the healthy share
-/// one line, and one that could not be checked is listed with its errors.
-pub(super) fn has_section(t: &TargetReport) -> bool {
-    t.counts.total > t.counts.snoozed || !t.findings.is_empty()
-}
-
 /// Which targets keep their section when not all fit: the worst first.
 pub(super) fn target_rank(t: &TargetReport) -> u8 {
     crate::evaluate::rank(t.result)
