@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::deliver::{ATTEMPT_TIMEOUT, Outcome, RETRY, slack_code};
 use crate::api::{SlackMessageRef, ThreadStatus};
+use crate::clip::{Limit, clip};
 use crate::net::{self, Attempt};
 
 /// Slack's Web API.
@@ -159,11 +160,14 @@ fn with(message: &Value, fields: Value) -> Value {
     body
 }
 
+/// Where Slack says it posted: bounded, as it goes to the status whatever the answer.
 fn posted_at(answer: &Value) -> Option<SlackMessageRef> {
-    let channel = answer["channel"].as_str()?.to_string();
-    let ts = answer["ts"].as_str()?.to_string();
-    Some(SlackMessageRef { channel, ts })
+    let field = |k: &str| answer[k].as_str().map(|v| clip(v, Limit::Bytes(ANSWER_FIELD_BYTES)).into_owned());
+    Some(SlackMessageRef { channel: field("channel")?, ts: field("ts")? })
 }
+
+/// The most of a channel ID or ts kept from Slack's answer (real ones are ~20 bytes).
+const ANSWER_FIELD_BYTES: usize = 64;
 
 async fn call_once(
     http: &reqwest::Client,
@@ -253,6 +257,15 @@ mod tests {
         assert!(advice("missing_scope", "C1").contains("chat:write"));
         assert!(advice("invalid_auth", "C1").contains("tokenSecretRef"));
         assert!(advice("channel_not_found", "#x").contains("spec.slack.app.channel"));
+    }
+
+    #[test]
+    fn what_slack_answers_is_bounded() {
+        let long = "é".repeat(1000);
+        let at = posted_at(&json!({"ok": true, "channel": long, "ts": "1.2"})).unwrap();
+        assert!(at.channel.len() <= ANSWER_FIELD_BYTES && at.channel.starts_with('é'));
+        assert_eq!(at.ts, "1.2");
+        assert!(posted_at(&json!({"ok": true, "ts": "1.2"})).is_none());
     }
 
     #[test]
